@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from einops import rearrange
 from torch import nn
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -162,3 +163,135 @@ class _Holder(nn.Module):
     def __init__(self, visual: nn.Module):
         super().__init__()
         self.visual = visual
+
+
+# Insertion positions (Table 9), by name: which of the n stages/blocks get an adapter.
+POSITIONS = {
+    "full": lambda n: list(range(n)),
+    "early": lambda n: list(range(n // 2)),
+    "late": lambda n: list(range(n - n // 2, n)),
+    "skip": lambda n: list(range(0, n, 2)),
+}
+
+
+def insertion_indices(positions: str, n: int) -> list[int]:
+    """Stage/block indices that get an adapter for a named insertion position (Table 9)."""
+    if positions not in POSITIONS:
+        raise ValueError(f"positions: unknown {positions!r}; allowed: {list(POSITIONS)}")
+    return POSITIONS[positions](n)
+
+
+def stage_feature_sizes(name: str, image_size: int) -> list[tuple[int, int]]:
+    """(H, W) of the feature map after each ResNet stage / ViT block for a square input."""
+    spec = _check_name(name)
+    if spec.family == "vit":
+        g = image_size // spec.stage_strides[0]
+        return [(g, g)] * len(spec.stage_strides)
+    return [(-(-image_size // s),) * 2 for s in spec.stage_strides]
+
+
+class _Encoder(nn.Module):
+    """What both encoders share: the contract attributes, counting and BN freezing."""
+
+    trunk: nn.Module
+
+    def train(self, mode: bool = True):
+        """Train mode everywhere except the trunk's BatchNorm2d (official: always eval)."""
+        super().train(mode)
+        for m in self.trunk.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.eval()
+        return self
+
+    def tunable_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    def total_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+class ResNetEncoder(_Encoder):
+    """A timm ResNet run frame by frame, with an adapter after chosen stages (official §4).
+
+    Args:
+        trunk: timm ``ResNet`` from ``create_trunk``.
+        adapters: stage index (0..3 for layer1..layer4) -> adapter on the main path after it.
+        frames: T.
+        mean, std: RGB normalisation the trunk expects.
+        train_trunk: full fine-tuning (trunk trainable); otherwise the trunk is frozen.
+    """
+
+    def __init__(self, trunk: nn.Module, adapters: dict[int, nn.Module], frames: int,
+                 mean=IMAGENET_MEAN, std=IMAGENET_STD, train_trunk: bool = False):
+        super().__init__()
+        self.trunk = trunk.requires_grad_(train_trunk)
+        self.adapters = nn.ModuleDict({f"layer{i + 1}": a for i, a in adapters.items()})
+        self.frames, self.mean, self.std = frames, tuple(mean), tuple(std)
+        self.feature_dim = trunk.num_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, T, 3, H, W) normalised frames -> (B, T, C) per-frame features."""
+        B, T = x.shape[:2]
+        t = self.trunk
+        x = rearrange(x, "b t c h w -> (b t) c h w")
+        x = t.maxpool(t.act1(t.bn1(t.conv1(x))))  # stem, (B*T, C0, H/4, W/4)
+        for i in range(1, 5):
+            x = getattr(t, f"layer{i}")(x)  # (B*T, C_i, H_i, W_i)
+            if f"layer{i}" in self.adapters:
+                x = self.adapters[f"layer{i}"](x)
+        x = t.forward_head(x, pre_logits=True)  # global average pool, (B*T, C)
+        return rearrange(x, "(b t) c -> b t c", b=B, t=T)
+
+
+class ViTEncoder(_Encoder):
+    """An open_clip ``VisionTransformer`` run frame by frame with adapters after chosen blocks.
+
+    The trunk is used unchanged through its own ``forward``; two kinds of hooks add what the
+    official ``ViT_CLIP`` re-implementation adds (official §4):
+    - a forward pre-hook on ``ln_pre`` adds the learned, zero-initialised temporal embedding
+      (1, T, C) to every token of frame t, after the positional embedding and before ln_pre;
+    - a forward hook on each chosen ``transformer.resblocks[i]`` applies the adapter to the
+      block's output (x <- x + MHSA; x <- x + MLP; x <- Adapter(x)).
+    The projection is dropped (``proj = None``) so the feature is the width-d CLS after ln_post.
+
+    Args:
+        trunk: open_clip ``VisionTransformer`` from ``create_trunk``.
+        adapters: block index -> adapter.
+        frames: T.
+        temporal_embedding: add the temporal embedding (official True).
+        train_extras: CLS embedding, temporal embedding and ln_post trainable (official True).
+        train_trunk: full fine-tuning.
+    """
+
+    def __init__(self, trunk: nn.Module, adapters: dict[int, nn.Module], frames: int,
+                 mean=CLIP_MEAN, std=CLIP_STD, temporal_embedding: bool = True,
+                 train_extras: bool = True, train_trunk: bool = False):
+        super().__init__()
+        trunk.proj = None  # features stay width-d (official deletes proj)
+        self.trunk = trunk.requires_grad_(train_trunk)
+        self.adapters = nn.ModuleDict({str(i): a for i, a in adapters.items()})
+        self.frames, self.mean, self.std = frames, tuple(mean), tuple(std)
+        width = trunk.class_embedding.shape[-1]
+        self.feature_dim = width
+        self.temporal_embedding = (nn.Parameter(torch.zeros(1, frames, width))
+                                   if temporal_embedding else None)
+        extras = [trunk.class_embedding, *trunk.ln_post.parameters()]
+        if self.temporal_embedding is not None:
+            extras.append(self.temporal_embedding)
+            trunk.ln_pre.register_forward_pre_hook(self._add_temporal_embedding)
+        for p in extras:
+            p.requires_grad_(train_extras or train_trunk)
+        for i, adapter in self.adapters.items():
+            trunk.transformer.resblocks[int(i)].register_forward_hook(adapter.hook)
+
+    def _add_temporal_embedding(self, module: nn.Module, args: tuple) -> tuple:
+        x = args[0]  # (B*T, N, C), batch-first inside _embeds
+        x = rearrange(x, "(b t) n c -> b t n c", t=self.frames)
+        x = x + self.temporal_embedding.to(x.dtype)[:, :, None]
+        return (rearrange(x, "b t n c -> (b t) n c"), *args[1:])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, T, 3, H, W) normalised frames -> (B, T, C) CLS features after ln_post."""
+        B, T = x.shape[:2]
+        x = self.trunk(rearrange(x, "b t c h w -> (b t) c h w"))  # (B*T, C)
+        return rearrange(x, "(b t) c -> b t c", b=B, t=T)

@@ -1,0 +1,180 @@
+"""``ModelCfg`` (the ``model:`` section of a run config) and ``build_encoder`` (its only reader).
+
+Every option where the official code departs from the paper is a field here; ``preset`` picks
+the official (default) or the paper's value for each option left as null. Leaf modules
+(``ADSTA``, ``Adapter``, the encoders) take plain arguments; this is the one place that
+turns the config into them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from torch import nn
+
+from d2st.models.adapters import VARIANTS, AdapterOptions, build_adapter
+from d2st.models.backbones import (
+    POSITIONS,
+    TRUNKS,
+    ResNetEncoder,
+    ViTEncoder,
+    create_trunk,
+    insertion_indices,
+    stage_feature_sizes,
+)
+
+Size3 = tuple[int, int, int]
+
+# Paper Table 14 (supplementary) sampling densities (t, h, w) at T = 8, per insertion point.
+# The t entry scales with T (the official kernels are K_t = 4 for aDSTA-S, 1 for aDSTA-T).
+TABLE14_RESNET: tuple[tuple[Size3, Size3], ...] = (  # (aDSTA-S, aDSTA-T) after layer1..layer4
+    ((2, 8, 8), (8, 4, 4)),
+    ((2, 4, 4), (8, 2, 2)),
+    ((2, 4, 4), (8, 2, 2)),
+    ((2, 2, 2), (8, 1, 1)),
+)
+TABLE14_VIT: tuple[Size3, Size3] = ((2, 4, 4), (8, 2, 2))  # every block
+UNIFORM_DENSITY: Size3 = (4, 4, 4)  # aDSTA-Uniform
+
+# Official value first, paper value second, for every option that differs (docs/MODEL.md).
+PRESETS: dict[str, dict[str, object]] = {
+    "official": dict(fusion="mean", offset_norm=True, vit_act=True, vanilla_act="relu",
+                     dst_act="fused_relu", ref_points="official", align_corners=True,
+                     cls_query=True, offset_factor=2.0, temporal_embedding=True,
+                     train_extras=True),
+    "paper": dict(fusion="sum", offset_norm=False, vit_act=False, vanilla_act="gelu",
+                  dst_act="path_gelu", ref_points="official", align_corners=True,
+                  cls_query=True, offset_factor=2.0, temporal_embedding=True,
+                  train_extras=False),
+}
+
+
+def parse_density(value) -> Size3 | None:
+    """None, "t,h,w", "t-h-w" or a 3-sequence of ints -> (t, h, w)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = value.replace("-", ",").split(",")
+    out = tuple(int(v) for v in value)
+    if len(out) != 3 or min(out) < 1:
+        raise ValueError(f"density must be 3 positive ints (t, h, w), got {value!r}")
+    return out  # type: ignore[return-value]
+
+
+@dataclass
+class ModelCfg:
+    """The model section of a run config. Null options take the value of ``preset``."""
+
+    backbone: str = "resnet50"  # one of backbones.TRUNKS
+    weights: str = "random"  # "random" | "hub" | path to .safetensors / .pt trunk state_dict
+    adapter: str = "d2st"  # one of adapters.VARIANTS
+    bottleneck_ratio: float = 0.25  # C' = ratio * C (Table 10)
+    positions: str = "full"  # insertion positions full | early | late | skip (Table 9)
+    spatial_density: Size3 | None = None  # aDSTA-S (t,h,w) for every stage; null = Table 14
+    temporal_density: Size3 | None = None  # aDSTA-T (t,h,w) for every stage; null = Table 14
+    frames: int = 8  # T frames per video (the adapters' conv/grid arithmetic depends on it)
+    image_size: int = 224  # input H = W (feature map sizes, ViT positional embedding)
+    preset: str = "official"  # default for the null options below: official | paper
+    fusion: str | None = None  # pathway fusion: mean (official) | sum (paper)
+    offset_norm: bool | None = None  # LayerNorm in the offset network (official) | none (paper)
+    vit_act: bool | None = None  # ViT adapter GELU after down and after up (official) | no
+    vanilla_act: str | None = None  # vanilla adapter activation: relu (official) | gelu (paper)
+    dst_act: str | None = None  # DST: fused_relu (official) | path_gelu (paper: BN+GELU/path)
+    ref_points: str | None = None  # aDSTA reference points: official (2i+1)/n-1 | window
+    align_corners: bool | None = None  # grid_sample align_corners (official True)
+    cls_query: bool | None = None  # ViT: CLS tokens are aDSTA queries (official True)
+    offset_factor: float | None = None  # f in |offset| <= min(1, f/n) (official 2.0)
+    temporal_embedding: bool | None = None  # ViT: learned zero-init temporal embedding
+    train_extras: bool | None = None  # ViT: CLS emb, temporal emb, ln_post trainable (official)
+
+    def __post_init__(self):
+        for key, value, allowed in (("backbone", self.backbone, TRUNKS),
+                                    ("adapter", self.adapter, VARIANTS),
+                                    ("positions", self.positions, POSITIONS),
+                                    ("preset", self.preset, PRESETS)):
+            if value not in allowed:
+                raise ValueError(f"model.{key}: unknown {value!r}; allowed: {list(allowed)}")
+        self.spatial_density = parse_density(self.spatial_density)
+        self.temporal_density = parse_density(self.temporal_density)
+        if not 0 < self.bottleneck_ratio <= 4:
+            raise ValueError(f"model.bottleneck_ratio: {self.bottleneck_ratio} not in (0, 4]")
+        self.resolved()  # validate option values now, naming the key
+
+    def resolved(self) -> dict[str, object]:
+        """The official-vs-paper options with nulls filled from ``preset``."""
+        out = dict(PRESETS[self.preset])
+        for key in out:
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        try:
+            AdapterOptions(**{k: v for k, v in out.items() if k in _OPTION_FIELDS})
+        except ValueError as e:
+            raise ValueError(f"model.{e}") from None
+        return out
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        for k in ("spatial_density", "temporal_density"):
+            d[k] = list(d[k]) if d[k] is not None else None
+        return d
+
+
+_OPTION_FIELDS = {f.name for f in fields(AdapterOptions)}
+
+
+def _scale_t(density: Size3, frames: int) -> Size3:
+    return (max(1, density[0] * frames // 8), density[1], density[2])
+
+
+def stage_densities(cfg: ModelCfg) -> list[tuple[Size3, Size3]]:
+    """(aDSTA-S, aDSTA-T) requested densities per stage/block: the config's, else Table 14."""
+    spec = TRUNKS[cfg.backbone]
+    n = len(spec.stage_channels)
+    table = [TABLE14_VIT] * n if spec.family == "vit" else list(TABLE14_RESNET)
+    out = []
+    for s, t in table:
+        out.append((cfg.spatial_density or _scale_t(s, cfg.frames),
+                    cfg.temporal_density or _scale_t(t, cfg.frames)))
+    return out
+
+
+def num_heads(family: str, hidden: int) -> int:
+    """aDSTA heads = offset groups: ViT 4 heads, ResNet 64 channels per head (official).
+
+    Falls back to the largest head count <= that which divides the bottleneck width.
+    """
+    h = 4 if family == "vit" else max(1, hidden // 64)
+    while hidden % h:
+        h -= 1
+    return h
+
+
+def build_encoder(cfg: ModelCfg) -> nn.Module:
+    """Build the adapted, partly frozen encoder described by ``cfg`` (CONTRACTS "Encoder API")."""
+    spec = TRUNKS[cfg.backbone]
+    opts = cfg.resolved()
+    adapter_opts = AdapterOptions(**{k: v for k, v in opts.items() if k in _OPTION_FIELDS})
+    trunk = create_trunk(cfg.backbone, cfg.weights,
+                         image_size=cfg.image_size if spec.family == "vit" else None)
+    sizes = stage_feature_sizes(cfg.backbone, cfg.image_size)
+    densities = stage_densities(cfg)
+    vit = spec.family == "vit"
+    batch_first = getattr(getattr(trunk, "transformer", None), "batch_first", True)
+    adapters = {}
+    for i in insertion_indices(cfg.positions, len(spec.stage_channels)):
+        dim = spec.stage_channels[i]
+        hidden = max(1, round(cfg.bottleneck_ratio * dim))
+        a = build_adapter(cfg.adapter, dim, cfg.bottleneck_ratio, (cfg.frames, *sizes[i]),
+                          tokens=vit, num_heads=num_heads(spec.family, hidden),
+                          spatial_density=densities[i][0], temporal_density=densities[i][1],
+                          opts=adapter_opts, batch_first=batch_first)
+        if a is not None:
+            adapters[i] = a
+    full = cfg.adapter == "full"
+    if vit:
+        frozen_only = cfg.adapter == "none"
+        return ViTEncoder(trunk, adapters, cfg.frames, spec.mean, spec.std,
+                          temporal_embedding=bool(opts["temporal_embedding"]) and not frozen_only,
+                          train_extras=bool(opts["train_extras"]) and not frozen_only,
+                          train_trunk=full)
+    return ResNetEncoder(trunk, adapters, cfg.frames, spec.mean, spec.std, train_trunk=full)
