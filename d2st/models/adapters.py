@@ -163,7 +163,7 @@ class Adapter(nn.Module):
             return rearrange(x, "(b t) c h w -> b (t h w) c", t=T)
         if not self.batch_first:
             x = rearrange(x, "n bt c -> bt n c")
-        vol = rearrange(x[:, 1:], "(b t) n c -> b (t n) c", t=T)  # (B, T*H*W, C), row-major
+        vol = rearrange(x[:, 1:], "(b t) (h w) c -> b (t h w) c", t=T, h=H, w=W)  # row-major
         cls = rearrange(x[:, 0], "(b t) c -> b t c", t=T)  # (B, T, C)
         return torch.cat([vol, cls], dim=1)
 
@@ -171,7 +171,7 @@ class Adapter(nn.Module):
         T, (H, W) = self.frames, self.size
         if not self.tokens:
             return rearrange(z, "b (t h w) c -> (b t) c h w", t=T, h=H)
-        vol = rearrange(z[:, : T * H * W], "b (t n) c -> (b t) n c", t=T)
+        vol = rearrange(z[:, : T * H * W], "b (t h w) c -> (b t) (h w) c", t=T, h=H)
         cls = rearrange(z[:, T * H * W :], "b t c -> (b t) 1 c")
         z = torch.cat([cls, vol], dim=1)  # (B*T, 1+H*W, C)
         return z if self.batch_first else rearrange(z, "bt n c -> n bt c")
