@@ -1,0 +1,160 @@
+# Config loading + validation, the expanded experiment matrix, path helpers, input functions.
+import re
+import sys
+from pathlib import Path
+
+import yaml
+from snakemake.logging import logger
+from snakemake.utils import update_config, validate
+
+REPO = Path(workflow.main_snakefile).resolve().parent
+if str(REPO) not in sys.path:  # the library, also when it is not pip-installed
+    sys.path.insert(0, str(REPO))
+
+from d2st.tables import MatrixError, expand_matrix  # noqa: E402
+
+
+def _d2st_command():
+    """How rules call the CLI: `d2st` from the conda env under --sdm conda, else this venv's."""
+    try:
+        from snakemake.settings.types import DeploymentMethod
+
+        if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method:
+            return "d2st"
+    except (ImportError, AttributeError):
+        pass
+    exe = Path(sys.executable).parent / "d2st"
+    return str(exe) if exe.is_file() else f"{sys.executable} -m d2st.cli"
+
+
+D2ST = _d2st_command()
+CONDA_ENV = "../envs/d2st.yaml"
+
+
+# ---------------------------------------------------------------- config
+if "tables" not in config:  # no --configfile: the synthetic demo (plus any --config overrides)
+    _default = yaml.safe_load((REPO / "workflow/config/default.yaml").read_text())
+    update_config(_default, dict(config))
+    config.clear()
+    config.update(_default)
+
+validate(config, schema="../schemas/config.schema.yaml")
+validate(config["tables"], schema="../schemas/experiments.schema.yaml")
+
+try:
+    MATRIX = expand_matrix(config)
+except MatrixError as e:
+    raise ValueError(f"config error in the experiment matrix: {e}") from None
+
+DATA = config["data_dir"]
+SPLITS = config["splits_dir"]
+RES = config["resources"]
+RUNS = MATRIX.runs
+TABLES = list(config["tables"])
+for _t, _spec in config["tables"].items():
+    for _ds in {RUNS[r.run].dataset for r in MATRIX.tables[_t]}:
+        if _ds not in config["datasets"]:
+            raise ValueError(f"tables.{_t} uses dataset {_ds!r}, which is not under `datasets:`")
+
+DATASETS_USED = sorted({r.dataset for r in RUNS.values()})
+SYNTHETIC = [d for d in DATASETS_USED if config["datasets"][d].get("synthetic")]
+REAL = [d for d in DATASETS_USED if d not in SYNTHETIC]
+
+
+def _alternatives(names):
+    """A regex matching exactly these names (never matches anything when empty)."""
+    return "|".join(re.escape(n) for n in names) if names else "(?!x)x"
+
+
+wildcard_constraints:
+    dataset=_alternatives(config["datasets"]),
+    synth=_alternatives(SYNTHETIC),
+    real=_alternatives(REAL),
+    partition="train|val|test",
+    frames=r"\d+",
+    size=r"\d+",
+    run=_alternatives(RUNS),
+    table=_alternatives(TABLES),
+    backbone=r"[a-z0-9_]+",
+
+
+# ---------------------------------------------------------------- missing data, said once
+MISSING_VIDEOS = {
+    d: config["datasets"][d].get("videos")
+    for d in REAL
+    if not config["datasets"][d].get("videos")
+    or not Path(config["datasets"][d]["videos"]).is_dir()
+}
+if MISSING_VIDEOS:
+    logger.warning(
+        "d2st: video roots missing for {} dataset(s); their prepare jobs will fail until you set "
+        "`datasets.<name>.videos` in the config (see docs/WORKFLOW.md):\n{}".format(
+            len(MISSING_VIDEOS),
+            "\n".join(f"    {d}: {p!s} (not found)" for d, p in MISSING_VIDEOS.items()),
+        )
+    )
+
+
+# ---------------------------------------------------------------- paths
+def shard_dir(dataset, partition, frames):
+    size = config["datasets"][dataset]["size"]
+    return f"{DATA}/shards/{dataset}/{partition}/{frames}f_{size}px"
+
+
+def manifest(dataset, partition, frames):
+    return f"{shard_dir(dataset, partition, frames)}/manifest.csv"
+
+
+def synth_dir(dataset):
+    return f"{DATA}/{dataset}"
+
+
+def pretrained_path(dataset, backbone):
+    return f"{DATA}/pretrained/{dataset}/{backbone}.safetensors"
+
+
+def weights_of(run):
+    """(weights value for the run config, input file or None) of a run's backbone."""
+    w = config["weights"].get(run.backbone, "hub")
+    if w == "pretrain":
+        if run.dataset not in SYNTHETIC:
+            raise ValueError(
+                f"weights.{run.backbone}: 'pretrain' needs a synthetic dataset, run {run.name} "
+                f"uses {run.dataset}"
+            )
+        p = pretrained_path(run.dataset, run.backbone)
+        return p, p
+    if w in ("hub", "random"):
+        return w, None
+    return w, w
+
+
+def eval_csv(run):
+    return f"results/evals/{run}/eval.csv"
+
+
+def table_outputs(table):
+    out = [f"results/tables/{table}.{ext}" for ext in ("csv", "md", "png")]
+    if config["tables"][table].get("kind") == "demo":
+        out.append(f"results/tables/{table}_per_class.png")
+    return out
+
+
+def shard_targets():
+    """Every declared partition of every dataset in use (val is decoded too, for users' tuning)."""
+    frames = sorted({r.frames for r in RUNS.values()})
+    return [
+        manifest(d, p, f)
+        for d in DATASETS_USED
+        for p in config["datasets"][d]["partitions"]
+        for f in frames
+    ]
+
+
+def default_targets():
+    wanted = config.get("targets") or TABLES
+    return [p for t in wanted for p in table_outputs(t)] + shard_targets()
+
+
+def all_table_targets():
+    return [p for t in TABLES for p in table_outputs(t)]

@@ -1,0 +1,40 @@
+# Test episodes of one trained run: eval.csv (one row per protocol x shot) + per_class.csv.
+
+
+def eval_inputs(wc):
+    run = RUNS[wc.run]
+    inputs = {
+        "done": f"results/runs/{wc.run}/done",
+        "test": manifest(run.dataset, "test", run.frames),
+    }
+    if config["datasets"][run.dataset].get("pairs"):
+        inputs["pairs"] = f"{synth_dir(run.dataset)}/pairs.csv"
+    return inputs
+
+
+rule evaluate:
+    input:
+        unpack(eval_inputs),
+    output:
+        eval="results/evals/{run}/eval.csv",
+        per_class="results/evals/{run}/per_class.csv",
+    params:
+        run_dir=lambda wc: f"results/runs/{wc.run}",
+        shards=lambda wc, input: str(Path(input.test).parent),
+        shots=lambda wc: " ".join(map(str, MATRIX.eval_shots[wc.run])),
+        episodes=config["eval"]["episodes"],
+        seed=config["eval"]["seed"],
+        pairs=lambda wc, input: f"--pairs {input.pairs}" if "pairs" in input.keys() else "",
+    log:
+        "logs/evaluate/{run}.log",
+    threads: RES["eval_threads"]
+    conda:
+        CONDA_ENV
+    resources:
+        mem_mb=lambda wc, attempt: RES["eval_mem_mb"] * attempt,
+        runtime=lambda wc, attempt: RES["eval_runtime"] * attempt,
+        gpu=RES["gpu"],
+    shell:
+        "{D2ST} evaluate --run {params.run_dir} --shards {params.shards} --shots {params.shots} "
+        "--episodes {params.episodes} --seed {params.seed} {params.pairs} --out {output.eval} "
+        "> {log} 2>&1"

@@ -1,0 +1,37 @@
+# Decode T uniformly sampled frames per video into HDF5 shards + manifest.csv (docs/CONTRACTS.md).
+
+
+def video_root(dataset):
+    if dataset in SYNTHETIC:
+        return f"{synth_dir(dataset)}/videos"
+    return config["datasets"][dataset].get("videos") or f"<unset: datasets.{dataset}.videos>"
+
+
+def prepare_inputs(wc):
+    inputs = {"split": f"{SPLITS}/{wc.dataset}/{wc.partition}.csv"}
+    if wc.dataset in SYNTHETIC:  # generated videos are a workflow output
+        inputs["videos"] = f"{synth_dir(wc.dataset)}/videos"
+    return inputs
+
+
+rule prepare:
+    input:
+        unpack(prepare_inputs),
+    output:
+        f"{DATA}/shards/{{dataset}}/{{partition}}/{{frames}}f_{{size}}px/manifest.csv",
+    params:
+        videos=lambda wc: video_root(wc.dataset),
+        out=lambda wc, output: str(Path(output[0]).parent),
+    log:
+        "logs/prepare/{dataset}_{partition}_{frames}f_{size}px.log",
+    threads: 4
+    conda:
+        CONDA_ENV
+    resources:
+        mem_mb=lambda wc, attempt: RES["prepare_mem_mb"] * attempt,
+        runtime=lambda wc, attempt: RES["prepare_runtime"] * attempt,
+    shell:
+        "( test -d {params.videos:q} || {{ echo 'd2st: video root of {wildcards.dataset} not found: "
+        "{params.videos} (set datasets.{wildcards.dataset}.videos in the config)'; exit 1; }} ; "
+        "{D2ST} prepare --videos {params.videos:q} --split {input.split} --out {params.out} "
+        "--frames {wildcards.frames} --size {wildcards.size} --jobs {threads} ) > {log} 2>&1"

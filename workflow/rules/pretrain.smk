@@ -1,0 +1,26 @@
+# "ImageNet" of the synthetic demo: regress per-frame geometry (x, y, size, orientation, opacity)
+# from single frames of the base (train) classes; the trunk is then frozen by every run.
+
+
+rule pretrain:
+    input:
+        shards=lambda wc: manifest(wc.synth, "train", config["run_defaults"].get("frames", 8)),
+        geometry=f"{DATA}/{{synth}}/geometry.csv",
+    output:
+        f"{DATA}/pretrained/{{synth}}/{{backbone}}.safetensors",
+    params:
+        shards=lambda wc, input: str(Path(input.shards).parent),
+        flags=lambda wc: " ".join(
+            f"--{k.replace('_', '-')} {v}" for k, v in config["pretrain"].get("args", {}).items()
+        ),
+    log:
+        "logs/pretrain/{synth}_{backbone}.log",
+    threads: 2
+    conda:
+        CONDA_ENV
+    resources:
+        mem_mb=lambda wc, attempt: 2000 * attempt,
+        runtime=lambda wc, attempt: 30 * attempt,
+    shell:
+        "{D2ST} pretrain --shards {params.shards} --geometry {input.geometry} "
+        "--backbone {wildcards.backbone} {params.flags} --out {output} > {log} 2>&1"

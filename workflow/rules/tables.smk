@@ -1,0 +1,106 @@
+# Result tables: results/tables/{table}.{csv,md,png}, reported and reproduced side by side.
+# `snakemake table4` builds one table, `snakemake all_tables` all of them.
+
+
+def table_runs(table):
+    return list(dict.fromkeys(r.run for r in MATRIX.tables[table]))
+
+
+def table_inputs(wc):
+    spec = config["tables"][wc.table]
+    inputs = {"evals": [eval_csv(r) for r in table_runs(wc.table)]}
+    if spec.get("reported"):
+        inputs["reported"] = f"results/reported/{spec['reported']}"
+    return inputs
+
+
+def train_episodes(table):
+    from d2st.tables import run_config
+
+    out = {}
+    for name in table_runs(table):
+        cfg = resolved_run_config(name)
+        out[name] = int(cfg.get("train", {}).get("episodes", 0) or 0)
+    return out
+
+
+rule table:
+    input:
+        unpack(table_inputs),
+    output:
+        csv=report(
+            "results/tables/{table}.csv",
+            caption="../report/table.rst",
+            category="Tables",
+            labels={"table": "{table}", "file": "csv"},
+        ),
+        md="results/tables/{table}.md",
+        png=report(
+            "results/tables/{table}.png",
+            caption="../report/table_plot.rst",
+            category="Plots",
+            labels={"table": "{table}", "file": "png"},
+        ),
+    params:
+        rows=lambda wc: MATRIX.tables[wc.table],
+        kind=lambda wc: config["tables"][wc.table].get("kind", "paper"),
+        title=lambda wc: config["tables"][wc.table].get("title", wc.table),
+        train_episodes=lambda wc: train_episodes(wc.table),
+    log:
+        "logs/table/{table}.log",
+    conda:
+        CONDA_ENV
+    script:
+        "../scripts/make_table.py"
+
+
+def per_class_inputs(wc):
+    runs = table_runs(wc.table)
+    bimhm = [r for r in runs if RUNS[r].metric == "bimhm"]
+    return [f"results/evals/{r}/per_class.csv" for r in (bimhm or runs)]
+
+
+rule per_class:
+    input:
+        per_class_inputs,
+    output:
+        report(
+            "results/tables/{table}_per_class.png",
+            caption="../report/per_class.rst",
+            category="Plots",
+            labels={"table": "{table}", "file": "per-class png"},
+        ),
+    params:
+        title=lambda wc: f"{wc.table}: per-class accuracy of the Bi-MHM runs (novel classes)",
+    log:
+        "logs/per_class/{table}.log",
+    conda:
+        CONDA_ENV
+    script:
+        "../scripts/plot_per_class.py"
+
+
+rule all_tables:
+    input:
+        all_table_targets(),
+
+
+for _t in TABLES:
+
+    rule:
+        name:
+            _t
+        input:
+            table_outputs(_t),
+
+
+localrules:
+    all,
+    all_tables,
+    run_config,
+    splits_synthetic,
+    table,
+    per_class,
+
+
+workflow._localrules.update(TABLES)  # the per-table target rules defined in the loop above

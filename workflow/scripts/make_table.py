@@ -1,0 +1,23 @@
+"""Build one result table (rule table): CSV + markdown + plot from eval.csv files."""
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+snakemake = globals()["snakemake"]  # injected by Snakemake's script directive
+
+with open(snakemake.log[0], "w") as log:
+    sys.stderr = log
+    from d2st.tables import build_table, plot_table, to_markdown
+
+    p = snakemake.params
+    evals = pd.concat([pd.read_csv(f) for f in snakemake.input.evals], ignore_index=True)
+    reported = pd.read_csv(snakemake.input.reported) if snakemake.input.get("reported") else None
+    df = build_table(p.rows, evals, reported, kind=p.kind, train_episodes=p.train_episodes)
+    out = Path(snakemake.output.csv)
+    df.to_csv(out, index=False)
+    Path(snakemake.output.md).write_text(to_markdown(df, title=p.title))
+    if snakemake.output.get("png"):
+        plot_table(df, p.kind, snakemake.output.png, title=p.title)
+    print(f"{out}: {len(df)} rows, {int(df.isna().any(axis=1).sum())} with missing values", file=log)
