@@ -83,8 +83,9 @@ class AdapterOptions:
 class DeformablePathway(nn.Module):
     """Pre-LN residual aDSTA pathway: x + aDSTA(LN(x)) (official §1 steps 3-4)."""
 
-    def __init__(self, dim: int, attn: ADSTA, cls_query: bool = True):
+    def __init__(self, dim: int, attn: ADSTA, cls_query: bool = True, kind: str = "adsta"):
         super().__init__()
+        self.kind = kind  # "adsta_s" | "adsta_t" (reporting only)
         self.norm = nn.LayerNorm(dim)
         self.attn = attn
         self.cls_query = cls_query
@@ -201,7 +202,7 @@ def make_pathway(kind: str, hidden: int, size: Size3, num_heads: int, density: S
         attn = ADSTA(hidden, num_heads, size, density, offset_factor=opts.offset_factor,
                      offset_norm=opts.offset_norm, ref_points=opts.ref_points,
                      align_corners=opts.align_corners)
-        return DeformablePathway(hidden, attn, cls_query=opts.cls_query)
+        return DeformablePathway(hidden, attn, cls_query=opts.cls_query, kind=kind)
     paper_dst = opts.dst_act == "path_gelu"
     if kind == "conv_s":
         return ConvPathway(hidden, size, (1, 3, 3), bias=False, norm=True,

@@ -135,6 +135,16 @@ class ADSTA(nn.Module):
         off = torch.tanh(rearrange(off, "bg k t h w -> bg t h w k")) * self.offset_bound
         return self.ref.to(off.dtype) + off  # not clamped (official): may leave [-1, 1]
 
+    def sample(self, x_vol: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        """Eq. 3: trilinear samples of x_vol (B*G, C/G, T, H, W) at pos (B*G, T_r, H_r, W_r, 3).
+
+        ``pos`` is in our (t, h, w) order; grid_sample's last axis is (x, y, z) = (w, h, t), hence
+        the flip. align_corners as configured (True: -1 / +1 are the first / last voxel centres);
+        points outside the volume read zeros (padding_mode="zeros", official).
+        """
+        return F.grid_sample(x_vol, pos.flip(-1).to(x_vol.dtype), mode="bilinear",
+                             padding_mode="zeros", align_corners=self.align_corners)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, N, C) tokens, the first T*H*W in (t, h, w) order, then N - THW extra queries."""
         B, N, C = x.shape
@@ -145,12 +155,9 @@ class ADSTA(nn.Module):
         q = self.q(x)  # (B, N, C)
         q_vol = rearrange(q[:, : T * H * W], "b (t h w) (g c) -> (b g) c t h w", t=T, h=H, g=G)
         pos = self.sampling_locations(q_vol)  # (B*G, T_r, H_r, W_r, 3)
-        # Eq. 3: trilinear sampling of the input X (not Q). grid_sample's last axis is (x, y, z)
-        # = (w, h, t), hence the flip of our (t, h, w) order; align_corners as configured.
+        # Eq. 3: keys/values are sampled from the input X itself, not from Q (official).
         x_vol = rearrange(x[:, : T * H * W], "b (t h w) (g c) -> (b g) c t h w", t=T, h=H, g=G)
-        sampled = F.grid_sample(x_vol, pos.flip(-1).to(x_vol.dtype), mode="bilinear",
-                                padding_mode="zeros", align_corners=self.align_corners)
-        sampled = rearrange(sampled, "(b g) c t h w -> b (t h w) (g c)", b=B)  # (B, N_s, C)
+        sampled = rearrange(self.sample(x_vol, pos), "(b g) c t h w -> b (t h w) (g c)", b=B)
         # Eq. 4: every token queries the N_s shared keys/values, G heads of C/G channels.
         k, v = self.k(sampled), self.v(sampled)
         q, k, v = (rearrange(z, "b n (g d) -> b g n d", g=G) for z in (q, k, v))
