@@ -243,11 +243,14 @@ def run_config(
 ) -> dict[str, Any]:
     """The resolved YAML dict for ``d2st train --config`` of one run.
 
-    Order (later wins): ``train_config`` (shared base) -> every matching ``hparams`` entry (per
-    backbone/dataset, e.g. the paper's Table 13) -> the run's ``overrides`` -> the run's identity
-    (name, dataset, shards, backbone, adapter, metric, way/shot, frames, seed).
+    Order (later wins): the official preset of the run's dataset x backbone when ``presets`` is
+    true (applied by ``d2st train``) -> ``train_config`` (shared base) -> every matching
+    ``hparams`` entry -> the run's ``overrides`` -> the run's identity (name, dataset, shards,
+    backbone, adapter, metric, way/shot, frames, seed).
     """
     cfg: dict[str, Any] = copy.deepcopy(dict(config.get("train_config", {})))
+    if config.get("presets"):  # the official per dataset x backbone settings (d2st.config.preset)
+        cfg["preset"] = f"{run.dataset}/{run.backbone}"
     for entry in config.get("hparams", []) or []:
         if _matches(entry.get("match", {}), run):
             for k, v in entry.get("set", {}).items():
@@ -261,7 +264,7 @@ def run_config(
         "data.dataset": run.dataset,
         "data.train_shards": train_shards,
         "data.test_shards": test_shards,
-        "data.frames": run.frames,
+        "model.frames": run.frames,
         "model.backbone": run.backbone,
         "model.adapter": run.adapter,
         "model.weights": weights,

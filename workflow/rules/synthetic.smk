@@ -36,4 +36,4 @@ rule synth:
         mem_mb=lambda wc, attempt: 2000 * attempt,
         runtime=lambda wc, attempt: 15 * attempt,
     shell:
-        "{D2ST} synth --out {params.out} --seed {params.seed} {params.flags} > {log} 2>&1"
+        "{D2ST} synth --out {params.out} --seed {params.seed} --jobs {threads} {params.flags} > {log} 2>&1"
