@@ -153,8 +153,110 @@ def shard_targets():
 
 def default_targets():
     wanted = config.get("targets") or TABLES
-    return [p for t in wanted for p in table_outputs(t)] + shard_targets()
+    return [*(p for t in wanted for p in table_outputs(t)), *shard_targets()]
 
 
 def all_table_targets():
     return [p for t in TABLES for p in table_outputs(t)]
+
+
+# ---------------------------------------------------------------- input functions and helpers of the rules
+
+
+def synth_flags():
+    """`d2st synth` extra flags from synthetic.args ({videos_per_class: 30} -> --videos-per-class 30)."""
+    flags = []
+    for k, v in config["synthetic"].get("args", {}).items():
+        flag = f"--{k.replace('_', '-')}"
+        if isinstance(v, bool):
+            flags.append(flag if v else "")
+        elif isinstance(v, list):
+            flags.append(f"{flag} {' '.join(map(str, v))}")
+        else:
+            flags.append(f"{flag} {v}")
+    return " ".join(f for f in flags if f)
+
+
+
+
+def video_root(dataset):
+    if dataset in SYNTHETIC:
+        return f"{synth_dir(dataset)}/videos"
+    return config["datasets"][dataset].get("videos") or f"<unset: datasets.{dataset}.videos>"
+
+
+def prepare_inputs(wc):
+    inputs = {"split": f"{SPLITS}/{wc.dataset}/{wc.partition}.csv"}
+    if wc.dataset in SYNTHETIC:  # generated videos are a workflow output
+        inputs["videos"] = f"{synth_dir(wc.dataset)}/videos"
+    return inputs
+
+
+
+
+def run_inputs(wc):
+    run = RUNS[wc.run]
+    inputs = {
+        "train": manifest(run.dataset, "train", run.frames),
+    }
+    _, wfile = weights_of(run)
+    if wfile:
+        inputs["weights"] = wfile
+    return inputs
+
+
+def resolved_run_config(name):
+    from d2st.tables import run_config
+
+    run = RUNS[name]
+    return run_config(
+        config,
+        run,
+        train_shards=shard_dir(run.dataset, "train", run.frames),
+        test_shards=shard_dir(run.dataset, "test", run.frames),
+        weights=weights_of(run)[0],
+        out_dir="results/runs",
+    )
+
+
+
+
+def eval_inputs(wc):
+    run = RUNS[wc.run]
+    inputs = {
+        "done": f"results/runs/{wc.run}/done",
+        "test": manifest(run.dataset, "test", run.frames),
+    }
+    if config["datasets"][run.dataset].get("pairs"):
+        inputs["pairs"] = f"{synth_dir(run.dataset)}/pairs.csv"
+    return inputs
+
+
+
+
+def table_runs(table):
+    return list(dict.fromkeys(r.run for r in MATRIX.tables[table]))
+
+
+def table_inputs(wc):
+    spec = config["tables"][wc.table]
+    inputs = {"evals": [eval_csv(r) for r in table_runs(wc.table)]}
+    if spec.get("reported"):
+        inputs["reported"] = f"{REPO}/results/reported/{spec['reported']}"
+    return inputs
+
+
+def train_episodes(table):
+    from d2st.tables import run_config
+
+    out = {}
+    for name in table_runs(table):
+        cfg = resolved_run_config(name)
+        out[name] = int(cfg.get("train", {}).get("episodes", 0) or 0)
+    return out
+
+
+def per_class_inputs(wc):
+    runs = table_runs(wc.table)
+    bimhm = [r for r in runs if RUNS[r].metric == "bimhm"]
+    return [f"results/evals/{r}/per_class.csv" for r in (bimhm or runs)]

@@ -1,17 +1,6 @@
 # Test episodes of one trained run: eval.csv (one row per protocol x shot) + per_class.csv.
 
 
-def eval_inputs(wc):
-    run = RUNS[wc.run]
-    inputs = {
-        "done": f"results/runs/{wc.run}/done",
-        "test": manifest(run.dataset, "test", run.frames),
-    }
-    if config["datasets"][run.dataset].get("pairs"):
-        inputs["pairs"] = f"{synth_dir(run.dataset)}/pairs.csv"
-    return inputs
-
-
 rule evaluate:
     input:
         unpack(eval_inputs),
@@ -19,6 +8,7 @@ rule evaluate:
         eval="results/evals/{run}/eval.csv",
         per_class="results/evals/{run}/per_class.csv",
     params:
+        d2st=D2ST,
         run_dir=lambda wc: f"results/runs/{wc.run}",
         shards=lambda wc, input: str(Path(input.test).parent),
         shots=lambda wc: " ".join(map(str, MATRIX.eval_shots[wc.run])),
@@ -35,6 +25,6 @@ rule evaluate:
         runtime=lambda wc, attempt: RES["eval_runtime"] * attempt,
         gpu=RES["gpu"],
     shell:
-        "{D2ST} evaluate --run {params.run_dir} --shards {params.shards} --shots {params.shots} "
+        "{params.d2st} evaluate --run {params.run_dir} --shards {params.shards} --shots {params.shots} "
         "--episodes {params.episodes} --seed {params.seed} {params.pairs} --out {output.eval} "
         "> {log} 2>&1"

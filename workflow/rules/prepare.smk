@@ -1,25 +1,13 @@
 # Decode T uniformly sampled frames per video into HDF5 shards + manifest.csv (docs/CONTRACTS.md).
 
 
-def video_root(dataset):
-    if dataset in SYNTHETIC:
-        return f"{synth_dir(dataset)}/videos"
-    return config["datasets"][dataset].get("videos") or f"<unset: datasets.{dataset}.videos>"
-
-
-def prepare_inputs(wc):
-    inputs = {"split": f"{SPLITS}/{wc.dataset}/{wc.partition}.csv"}
-    if wc.dataset in SYNTHETIC:  # generated videos are a workflow output
-        inputs["videos"] = f"{synth_dir(wc.dataset)}/videos"
-    return inputs
-
-
 rule prepare:
     input:
         unpack(prepare_inputs),
     output:
         f"{DATA}/shards/{{dataset}}/{{partition}}/{{frames}}f_{{size}}px/manifest.csv",
     params:
+        d2st=D2ST,
         videos=lambda wc: video_root(wc.dataset),
         out=lambda wc, output: str(Path(output[0]).parent),
     log:
@@ -33,5 +21,5 @@ rule prepare:
     shell:
         "( test -d {params.videos:q} || {{ echo 'd2st: video root of {wildcards.dataset} not found: "
         "{params.videos} (set datasets.{wildcards.dataset}.videos in the config)'; exit 1; }} ; "
-        "{D2ST} prepare --videos {params.videos:q} --split {input.split} --out {params.out} "
+        "{params.d2st} prepare --videos {params.videos:q} --split {input.split} --out {params.out} "
         "--frames {wildcards.frames} --size {wildcards.size} --jobs {threads} ) > {log} 2>&1"

@@ -9,6 +9,7 @@ rule pretrain:
     output:
         f"{DATA}/pretrained/{{synth}}/{{backbone}}.safetensors",
     params:
+        d2st=D2ST,
         shards=lambda wc, input: str(Path(input.shards).parent),
         flags=lambda wc: " ".join(
             f"--{k.replace('_', '-')} {v}" for k, v in config["pretrain"].get("args", {}).items()
@@ -22,5 +23,5 @@ rule pretrain:
         mem_mb=lambda wc, attempt: 2000 * attempt,
         runtime=lambda wc, attempt: 30 * attempt,
     shell:
-        "{D2ST} pretrain --shards {params.shards} --geometry {input.geometry} "
+        "{params.d2st} pretrain --shards {params.shards} --geometry {input.geometry} "
         "--backbone {wildcards.backbone} {params.flags} --out {output} > {log} 2>&1"

@@ -18,6 +18,8 @@ rule splits:
     output:
         expand(f"{SPLITS}/{{{{real}}}}/{{partition}}.csv", partition=["train", "val", "test"]),
     params:
+        d2st=D2ST,
+        out=lambda wc, output: str(Path(output[0]).parent.parent),
         protocol=lambda wc: config["datasets"][wc.real]["protocol"],
         source=lambda wc: (
             f"--source-dir {config['datasets'][wc.real]['split_source']}"
@@ -31,5 +33,5 @@ rule splits:
     resources:
         runtime=10,
     shell:
-        "{D2ST} splits --dataset {wildcards.real} --protocol {params.protocol} {params.source} "
-        "--out {SPLITS} > {log} 2>&1"
+        "{params.d2st} splits --dataset {wildcards.real} --protocol {params.protocol} {params.source} "
+        "--out {params.out} > {log} 2>&1"

@@ -2,28 +2,6 @@
 # `snakemake table4` builds one table, `snakemake all_tables` all of them.
 
 
-def table_runs(table):
-    return list(dict.fromkeys(r.run for r in MATRIX.tables[table]))
-
-
-def table_inputs(wc):
-    spec = config["tables"][wc.table]
-    inputs = {"evals": [eval_csv(r) for r in table_runs(wc.table)]}
-    if spec.get("reported"):
-        inputs["reported"] = f"results/reported/{spec['reported']}"
-    return inputs
-
-
-def train_episodes(table):
-    from d2st.tables import run_config
-
-    out = {}
-    for name in table_runs(table):
-        cfg = resolved_run_config(name)
-        out[name] = int(cfg.get("train", {}).get("episodes", 0) or 0)
-    return out
-
-
 rule table:
     input:
         unpack(table_inputs),
@@ -52,12 +30,6 @@ rule table:
         CONDA_ENV
     script:
         "../scripts/make_table.py"
-
-
-def per_class_inputs(wc):
-    runs = table_runs(wc.table)
-    bimhm = [r for r in runs if RUNS[r].metric == "bimhm"]
-    return [f"results/evals/{r}/per_class.csv" for r in (bimhm or runs)]
 
 
 rule per_class:

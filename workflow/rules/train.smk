@@ -1,17 +1,6 @@
 # Episodic few-shot training of one run (frozen backbone + adapters + matching metric).
 
 
-def run_inputs(wc):
-    run = RUNS[wc.run]
-    inputs = {
-        "train": manifest(run.dataset, "train", run.frames),
-    }
-    _, wfile = weights_of(run)
-    if wfile:
-        inputs["weights"] = wfile
-    return inputs
-
-
 rule run_config:
     output:
         "results/configs/{run}.yaml",
@@ -27,20 +16,6 @@ rule run_config:
         "../scripts/write_run_config.py"
 
 
-def resolved_run_config(name):
-    from d2st.tables import run_config
-
-    run = RUNS[name]
-    return run_config(
-        config,
-        run,
-        train_shards=shard_dir(run.dataset, "train", run.frames),
-        test_shards=shard_dir(run.dataset, "test", run.frames),
-        weights=weights_of(run)[0],
-        out_dir="results/runs",
-    )
-
-
 rule train:
     input:
         unpack(run_inputs),
@@ -48,6 +23,8 @@ rule train:
     output:
         model="results/runs/{run}/model.safetensors",
         done="results/runs/{run}/done",
+    params:
+        d2st=D2ST,
     log:
         "logs/train/{run}.log",
     threads: RES["train_threads"]
@@ -59,4 +36,4 @@ rule train:
         gpu=RES["gpu"],
     shell:
         # resumes from results/runs/{run}/checkpoint.pt when a previous attempt was cut off
-        "{D2ST} train --config {input.config} > {log} 2>&1"
+        "{params.d2st} train --config {input.config} > {log} 2>&1"
