@@ -22,4 +22,4 @@ rule prepare:
         "( test -d {params.videos:q} || {{ echo 'd2st: video root of {wildcards.dataset} not found: "
         "{params.videos} (set datasets.{wildcards.dataset}.videos in the config)'; exit 1; }} ; "
         "{params.d2st} prepare --videos {params.videos:q} --split {input.split} --out {params.out} "
-        "--frames {wildcards.frames} --size {wildcards.size} --jobs {threads} ) > {log} 2>&1"
+        "--frames {wildcards.frames} --size {wildcards.size} --jobs {threads} --no-progress ) > {log} 2>&1"
