@@ -158,3 +158,12 @@ def test_vfr_without_duration(shared):
     assert info.frames == _provenance_counts(shared)[p.name]
     clip, _, idx = decode_frames(p, T=8, size=32)
     assert clip.shape == (8, 32, 32, 3) and idx == sample_indices(info.frames, 8)
+
+
+def test_benchmark_baseline_picks_the_same_frames(tmp_path):
+    from d2st.bench.data import naive_decode
+
+    path = write_video(tmp_path / "v.mp4", numbered_frames(21))
+    ours, _, idx = decode_frames(path, T=8, size=36)
+    base = naive_decode(path, T=8, size=36)
+    assert base.shape == ours.shape and frame_numbers(base) == idx == frame_numbers(ours)
