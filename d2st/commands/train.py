@@ -1,0 +1,29 @@
+"""``d2st train --config FILE [key=value ...]``: episodic training (resumes an interrupted run).
+
+Multi-GPU: ``torchrun --nproc_per_node N -m d2st.cli train --config FILE``.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="run config YAML (docs/CONTRACTS.md); omitted: defaults")
+    p.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="key=value",
+        help="e.g. train.lr=1e-3 preset=hmdb51/resnet50",
+    )
+    p.add_argument(
+        "--max-episodes", type=int, default=None, help="stop (resumably) after this many episodes"
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    from d2st.train import main as train_main
+
+    out = train_main(args.config, list(args.overrides), max_episodes=args.max_episodes)
+    print(out)
+    return 0

@@ -1,0 +1,226 @@
+"""Trainer: schedule, weight-decay groups, gradients, learning, run directory, exact resume."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from d2st.config import TrainCfg, load_config
+from d2st.data.episodes import EpisodeSampler
+from d2st.data.shards import ShardSet
+from d2st.data.transforms import eval_transform
+from d2st.train import build_model, lr_at, param_groups, train
+
+sys.path.insert(0, str(Path(__file__).parent))
+from fewshot_fixtures import make_dataset, tiny_overrides  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("shards")
+    return make_dataset(tmp)
+
+
+def _cfg(tmp, data, **extra):
+    return load_config(None, tiny_overrides(tmp, *data, **extra))
+
+
+def test_lr_schedule_warmup_then_steps():
+    t = TrainCfg(
+        episodes=1000,
+        lr=1.0,
+        warmup_start_lr=0.2,
+        warmup_episodes=100,
+        lr_milestones=[0.0, 0.4, 0.6, 0.8],
+        lr_factors=[1.0, 0.1, 0.05, 0.01],
+    )
+    assert lr_at(0, t) == pytest.approx(0.2)
+    assert lr_at(50, t) == pytest.approx(0.6)
+    assert lr_at(100, t) == pytest.approx(1.0)
+    assert lr_at(399, t) == pytest.approx(1.0)
+    assert lr_at(400, t) == pytest.approx(0.1)
+    assert lr_at(650, t) == pytest.approx(0.05)
+    assert lr_at(999, t) == pytest.approx(0.01)
+
+
+def test_norm_parameters_are_exempt_from_weight_decay():
+    model = torch.nn.Sequential(
+        torch.nn.Linear(3, 4), torch.nn.LayerNorm(4), torch.nn.BatchNorm1d(4)
+    )
+    model[0].bias.requires_grad_(False)
+    groups = param_groups(model, 1e-3)
+    decayed = {id(p) for g in groups if g["weight_decay"] > 0 for p in g["params"]}
+    exempt = {id(p) for g in groups if g["weight_decay"] == 0 for p in g["params"]}
+    assert decayed == {id(model[0].weight)}
+    assert exempt == {id(p) for p in [*model[1].parameters(), *model[2].parameters()]}
+
+
+@pytest.mark.parametrize(
+    "adapter, metric", [("d2st", "bimhm"), ("st", "otam"), ("st", "trx"), ("none", "bimhm")]
+)
+def test_gradients_reach_exactly_the_trainable_parameters(tmp_path, data, adapter, metric):
+    cfg = _cfg(
+        tmp_path,
+        data,
+        **{
+            "model.adapter": adapter,
+            "metric.name": metric,
+            "metric.trx_dim": 16,
+            "metric.aux_weight": 1.0,
+        },
+    )
+    model = build_model(cfg, aux_classes=8)
+    model.train()
+    g = torch.Generator().manual_seed(0)
+    support, query = (
+        torch.randn(3, 4, 3, 32, 32, generator=g),
+        torch.randn(3, 4, 3, 32, 32, generator=g),
+    )
+    labels = torch.arange(3)
+    logits, aux = model(support, labels, query)
+    loss = F.cross_entropy(logits, labels) + F.cross_entropy(aux, torch.tensor([0, 1, 2, 3, 4, 5]))
+    loss.backward()
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            assert p.grad is not None and torch.isfinite(p.grad).all(), name
+        else:
+            assert p.grad is None, name
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert any(n.startswith("classifier") for n in trainable)
+    assert any(n.startswith("encoder") for n in trainable) == (adapter != "none")
+
+
+def _fixed_loss(model, train_dir, n=12):
+    """Mean episode CE on fixed, un-augmented episodes (a low-noise learning signal)."""
+    shards = ShardSet(train_dir)
+    sampler = EpisodeSampler(shards.labels, 3, 1, 2, seed=123)
+    model.eval()
+    losses = []
+    with torch.no_grad():
+        for e in range(n):
+            ep = sampler.episode(e)
+
+            def view(idx):
+                return eval_transform(
+                    torch.from_numpy(shards.get_many(idx)),
+                    32,
+                    model.encoder.mean,
+                    model.encoder.std,
+                )
+
+            logits, _ = model(view(ep.support), torch.from_numpy(ep.support_labels), view(ep.query))
+            losses.append(float(F.cross_entropy(logits, torch.from_numpy(ep.query_labels))))
+    return float(np.mean(losses))
+
+
+def test_a_few_dozen_episodes_lower_the_loss(tmp_path, data):
+    # the toy classes differ by colour tint and motion direction: query jitter and flip would
+    # erase exactly that signal, so this run trains without them
+    extra = {
+        "train.episodes": 40,
+        "train.lr": 5e-3,
+        "train.warmup_episodes": 0,
+        "train.lr_milestones": [0.0],
+        "train.lr_factors": [1.0],
+        "train.accumulate": 2,
+        "train.log_every": 8,
+        "train.checkpoint_every": 100,
+        "data.flip": "none",
+        "data.color_jitter": False,
+    }
+    cfg = _cfg(tmp_path, data, **extra)
+    before = _fixed_loss(build_model(cfg), data[0])
+    result = train(cfg, progress=False)
+    after = _fixed_loss(result.model, data[0])
+    assert after < before - 0.1, (before, after)
+
+
+def _weights(run_dir: Path):
+    from safetensors.torch import load_file
+
+    return load_file(str(run_dir / "model.safetensors"))
+
+
+def _assert_identical(a: dict, b: dict):
+    assert a.keys() == b.keys() and a
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_run_directory_and_resume_equals_uninterrupted(tmp_path, data):
+    full = train(_cfg(tmp_path, data, **{"run.name": "full"}), progress=False)
+    out = full.run_dir
+    for f in ("config.yaml", "checkpoint.pt", "model.safetensors", "train_log.csv", "done"):
+        assert (out / f).is_file(), f
+    import pandas as pd
+
+    log = pd.read_csv(out / "train_log.csv")
+    assert list(log.columns) == ["episode", "loss", "accuracy", "lr", "episodes_per_s"]
+    assert log.episode.tolist() == [4, 8, 12, 16]
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert ckpt["episode"] == 16 and {"model", "optimizer", "rng", "schedule"} <= ckpt.keys()
+
+    cfg = _cfg(tmp_path, data, **{"run.name": "cut"})
+    part = train(cfg, progress=False, max_episodes=6)  # stops after the update covering episode 6
+    assert not part.finished and not (part.run_dir / "done").exists()
+    assert torch.load(part.run_dir / "checkpoint.pt", weights_only=True)["episode"] == 8
+    rest = train(_cfg(tmp_path, data, **{"run.name": "cut"}), progress=False)
+    assert rest.finished
+    _assert_identical(_weights(full.run_dir), _weights(rest.run_dir))
+    assert pd.read_csv(rest.run_dir / "train_log.csv").episode.tolist() == [4, 8, 12, 16]
+
+
+def test_resume_after_sigkill_equals_uninterrupted(tmp_path, data):
+    extra = {"train.episodes": 40, "train.checkpoint_every": 4, "train.log_every": 8}
+    full = train(_cfg(tmp_path, data, **{"run.name": "full", **extra}), progress=False)
+    cfg_path = tmp_path / "kill.yaml"
+    _cfg(tmp_path, data, **{"run.name": "kill", **extra}).save(cfg_path)
+    run = tmp_path / "runs" / "kill"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "d2st.cli", "train", "--config", str(cfg_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if (run / "checkpoint.pt").exists():
+            break
+        time.sleep(0.05)
+    killed = proc.poll() is None
+    if killed:
+        os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    if not killed:
+        pytest.skip("the subprocess finished before it could be killed")
+    done_before = torch.load(run / "checkpoint.pt", weights_only=True)["episode"]
+    assert done_before < 40 and not (run / "done").exists()
+    resumed = train(load_config(cfg_path), progress=False)
+    _assert_identical(_weights(full.run_dir), _weights(resumed.run_dir))
+
+
+def test_non_finite_loss_skips_the_episode(tmp_path, data, monkeypatch, caplog):
+    from d2st.models import metrics
+
+    original = metrics.BiMHM.forward
+    calls = {"n": 0}
+
+    def flaky(self, s, labels, q):
+        calls["n"] += 1
+        out = original(self, s, labels, q)
+        return out * math.nan if calls["n"] == 3 else out
+
+    monkeypatch.setattr(metrics.BiMHM, "forward", flaky)
+    with caplog.at_level("WARNING", logger="d2st.train"):
+        result = train(_cfg(tmp_path, data, **{"train.episodes": 8}), progress=False)
+    assert "non-finite loss" in caplog.text
+    assert all(torch.isfinite(v).all() for v in _weights(result.run_dir).values())
