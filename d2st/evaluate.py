@@ -1,0 +1,237 @@
+"""Few-shot evaluation of a trained run on test episodes (``d2st evaluate``).
+
+- The episode list is a function of the seed only (:class:`d2st.data.episodes.EpisodeSampler`), so
+  every method is scored on the same episodes; shots 1..5 share classes and queries.
+- Test frames are fixed in the shards and the test view (centre crop) is deterministic, so each
+  video's per-frame features are computed once and cached, and many episodes are then matched at
+  once on the cache. This is exact: ``cache=False`` recomputes every episode's videos through the
+  encoder, as the official code does, and gives the same predictions (tests check it).
+- Accuracy is the mean over episodes of the per-episode query accuracy, in %, with the 95% CI
+  ``1.96 * std / sqrt(N)`` over per-episode accuracies (TRX/STRM/TA2N convention; population std).
+- ``pairs``: binary 1-shot episodes restricted to each time-reversed class pair
+  (``protocol=reversed_pairs``): accuracy per pair (``reversed_pairs.csv``) and overall (eval.csv).
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from d2st.config import load_config
+from d2st.data.episodes import EpisodeSampler
+from d2st.data.transforms import eval_transform
+from d2st.models.fewshot import FewShotModel, load_trainable_state
+from d2st.train import build_model, mean_std, resolve_device
+
+EVAL_COLUMNS = [
+    "run", "dataset", "backbone", "adapter", "metric", "protocol", "way", "shot", "episodes",
+    "accuracy", "ci95", "seed", "tunable_params", "total_params", "peak_mem_mb", "train_time_s",
+    "eval_time_s",
+]  # fmt: skip
+
+
+def ci95(per_episode: np.ndarray) -> float:
+    """95% normal-approximation interval half-width of the mean: 1.96 * std / sqrt(N)."""
+    per_episode = np.asarray(per_episode, dtype=np.float64)
+    return float(1.96 * per_episode.std() / np.sqrt(len(per_episode)))
+
+
+def load_run(run_dir: str | Path, device: str = "cpu"):
+    """Config and model of a finished run (frozen trunk rebuilt from the seed, trained state loaded)."""
+    from safetensors.torch import load_file
+
+    run_dir = Path(run_dir)
+    cfg = load_config(run_dir / "config.yaml")
+    aux = cfg.metric.aux_classes if cfg.metric.aux_weight > 0 else 0
+    model = build_model(cfg, aux or 0)
+    load_trainable_state(model, load_file(str(run_dir / "model.safetensors")))
+    return cfg, model.to(device).eval()
+
+
+def episode_arrays(sampler: EpisodeSampler, n: int) -> dict[str, np.ndarray]:
+    """Episodes 0..n-1 stacked: support/query indices and labels, (E, S) / (E, Q), classes (E, W)."""
+    eps = [sampler.episode(e) for e in range(n)]
+    return {
+        k: np.stack([getattr(ep, k) for ep in eps])
+        for k in ("support", "support_labels", "query", "query_labels", "classes")
+    }
+
+
+@torch.no_grad()
+def encode_videos(model: FewShotModel, shards, crop, mean, std, device, batch: int = 32):
+    """Per-frame features of every video of ``shards``: (N, T, C) on ``device``."""
+    feats = []
+    for i in range(0, len(shards), batch):
+        idx = range(i, min(i + batch, len(shards)))
+        clips = torch.from_numpy(np.ascontiguousarray(shards.get_many(idx)))
+        feats.append(model.encode(eval_transform(clips, crop, mean, std).to(device)))
+    return torch.cat(feats)
+
+
+@torch.no_grad()
+def predict_cached(metric, feats: torch.Tensor, eps: dict, batch_episodes: int) -> np.ndarray:
+    """Predicted episode labels (E, Q), matching ``batch_episodes`` episodes at once."""
+    preds = []
+    for i in range(0, len(eps["support"]), batch_episodes):
+        sl = slice(i, i + batch_episodes)
+        dev = feats.device
+        s = torch.as_tensor(eps["support"][sl], device=dev)
+        q = torch.as_tensor(eps["query"][sl], device=dev)
+        labels = torch.as_tensor(eps["support_labels"][sl], device=dev)
+        logits = metric(feats[s], labels, feats[q])  # (E, Q, W)
+        preds.append(logits.argmax(-1).cpu().numpy())
+    return np.concatenate(preds)
+
+
+@torch.no_grad()
+def predict_recomputed(model, shards, eps: dict, crop, mean, std, device) -> np.ndarray:
+    """Predicted labels (E, Q), encoding every episode's videos again (the official way)."""
+    preds = []
+    for e in range(len(eps["support"])):
+
+        def view(idx):
+            clips = torch.from_numpy(np.ascontiguousarray(shards.get_many(idx)))
+            return eval_transform(clips, crop, mean, std).to(device)
+
+        support, query = view(eps["support"][e]), view(eps["query"][e])
+        logits, _ = model(support, torch.as_tensor(eps["support_labels"][e], device=device), query)
+        preds.append(logits.argmax(-1).cpu().numpy())
+    return np.stack(preds)
+
+
+def class_names(shards_dir: str | Path, split: str | Path | None = None) -> dict[str, int]:
+    """label name -> label_idx from ``--split CSV`` or the shard folder's manifest.csv."""
+    path = Path(split) if split else Path(shards_dir) / "manifest.csv"
+    df = pd.read_csv(path, usecols=["label", "label_idx"]).drop_duplicates()
+    return {str(r.label): int(r.label_idx) for r in df.itertuples()}
+
+
+def _peak_mem_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def _params(model: FewShotModel) -> tuple[int, int]:
+    metric_total = sum(p.numel() for p in model.metric.parameters())
+    metric_tunable = sum(p.numel() for p in model.metric.parameters() if p.requires_grad)
+    enc = model.encoder
+    return int(enc.tunable_parameters()) + metric_tunable, int(
+        enc.total_parameters()
+    ) + metric_total
+
+
+def evaluate(
+    run_dir: str | Path,
+    shards_dir: str | Path | None = None,
+    out: str | Path = "eval.csv",
+    shots: list[int] | None = None,
+    episodes: int | None = None,
+    seed: int | None = None,
+    pairs: str | Path | None = None,
+    split: str | Path | None = None,
+    cache: bool | None = None,
+    device: str = "auto",
+    shard_set=None,
+) -> pd.DataFrame:
+    """Score a run; write ``out`` (eval.csv), ``per_class.csv`` and (with pairs) ``reversed_pairs.csv``.
+
+    Arguments left as None take the run config's ``eval`` section (``shards_dir``:
+    ``data.test_shards``).
+    """
+    from d2st.data.shards import ShardSet
+
+    run_dir, out = Path(run_dir), Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    dev = resolve_device(device)
+    cfg, model = load_run(run_dir, dev)
+    ev = cfg.eval
+    shots = list(shots or ev.shots)
+    n_eps = int(episodes or ev.episodes)
+    seed = ev.seed if seed is None else seed
+    cache = ev.cache_features if cache is None else cache
+    shards_dir = shards_dir or cfg.data.test_shards
+    shards = shard_set if shard_set is not None else ShardSet(shards_dir)
+    labels = np.asarray(shards.labels)
+    mean, std = mean_std(cfg, model.encoder)
+    crop = cfg.data.crop
+    done_file = run_dir / "done"
+    train_time = (
+        json.loads(done_file.read_text()).get("train_time_s", "") if done_file.exists() else ""
+    )
+    tunable, total = _params(model)
+    base = {
+        "run": cfg.run.name, "dataset": cfg.data.dataset, "backbone": cfg.model.backbone,
+        "adapter": cfg.model.adapter, "metric": cfg.metric.name, "seed": seed,
+        "tunable_params": tunable, "total_params": total, "train_time_s": train_time,
+    }  # fmt: skip
+
+    feats, encode_time = None, 0.0
+    if cache:
+        t0 = time.perf_counter()
+        feats = encode_videos(model, shards, crop, mean, std, dev)
+        encode_time = time.perf_counter() - t0
+
+    def predict(eps):
+        if cache:
+            return predict_cached(model.metric, feats, eps, ev.batch_episodes)
+        return predict_recomputed(model, shards, eps, crop, mean, std, dev)
+
+    rows, per_class = [], []
+    for shot in shots:
+        t0 = time.perf_counter()
+        eps = episode_arrays(EpisodeSampler(labels, ev.way, shot, ev.query, seed), n_eps)
+        correct = predict(eps) == eps["query_labels"]  # (E, Q)
+        acc = correct.mean(1) * 100
+        rows.append({**base, "protocol": "standard", "way": ev.way, "shot": shot,
+                     "episodes": n_eps, "accuracy": acc.mean(), "ci95": ci95(acc),
+                     "peak_mem_mb": _peak_mem_mb(dev),
+                     "eval_time_s": time.perf_counter() - t0 + encode_time})  # fmt: skip
+        query_class = np.take_along_axis(eps["classes"], eps["query_labels"], 1)  # (E, Q)
+        by_class = pd.DataFrame({"label_idx": query_class.ravel(), "ok": correct.ravel()})
+        for c, g in by_class.groupby("label_idx"):
+            per_class.append({"run": cfg.run.name, "shot": shot, "label_idx": int(c),
+                              "accuracy": g.ok.mean() * 100, "n": len(g)})  # fmt: skip
+
+    names = None
+    if pairs is not None:
+        names = class_names(shards_dir, split) if shards_dir or split else None
+        if names is None:
+            raise ValueError("--pairs needs class names: a shard folder manifest or --split CSV")
+        t0 = time.perf_counter()
+        pair_rows, all_acc = [], []
+        for p in pd.read_csv(pairs).itertuples():
+            a, b = names[str(p.class_a)], names[str(p.class_b)]
+            subset = np.flatnonzero((labels == a) | (labels == b))
+            sampler = EpisodeSampler(labels[subset], 2, 1, ev.query, seed)
+            eps = episode_arrays(sampler, ev.pair_episodes)
+            for k in ("support", "query"):
+                eps[k] = subset[eps[k]]
+            acc = (predict(eps) == eps["query_labels"]).mean(1) * 100
+            all_acc.append(acc)
+            pair_rows.append({"run": cfg.run.name, "class_a": p.class_a, "class_b": p.class_b,
+                              "kind": getattr(p, "kind", ""), "episodes": len(acc),
+                              "accuracy": acc.mean(), "ci95": ci95(acc)})  # fmt: skip
+        acc = np.concatenate(all_acc)
+        rows.append({**base, "protocol": "reversed_pairs", "way": 2, "shot": 1,
+                     "episodes": len(acc), "accuracy": acc.mean(), "ci95": ci95(acc),
+                     "peak_mem_mb": _peak_mem_mb(dev),
+                     "eval_time_s": time.perf_counter() - t0 + encode_time})  # fmt: skip
+        pd.DataFrame(pair_rows).to_csv(out.parent / "reversed_pairs.csv", index=False)
+
+    table = pd.DataFrame(rows, columns=EVAL_COLUMNS)
+    table.to_csv(out, index=False)
+    pc = pd.DataFrame(per_class)
+    try:
+        inverse = {v: k for k, v in (names or class_names(shards_dir, split)).items()}
+    except (OSError, ValueError, TypeError):
+        inverse = {}
+    pc.insert(2, "class", pc.label_idx.map(lambda c: inverse.get(c, str(c))))
+    pc.to_csv(out.parent / "per_class.csv", index=False)
+    return table

@@ -1,0 +1,70 @@
+"""Evaluator: cached == recomputed, CI formula, shared episode lists, per-class and pairs outputs."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from d2st.cli import main as cli
+from d2st.config import load_config
+from d2st.evaluate import EVAL_COLUMNS, ci95, evaluate
+from d2st.train import train
+
+sys.path.insert(0, str(Path(__file__).parent))
+from fewshot_fixtures import make_dataset, tiny_overrides  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("eval")
+    train_dir, test_dir = make_dataset(tmp)
+    cfg = load_config(None, tiny_overrides(tmp, train_dir, test_dir, **{"train.episodes": 8}))
+    result = train(cfg, progress=False)
+    return tmp, result.run_dir, test_dir
+
+
+def test_ci_matches_bernoulli_theory():
+    rng = np.random.default_rng(0)
+    p, n = 0.7, 20000
+    acc = rng.binomial(1, p, n) * 100.0
+    assert ci95(acc) == pytest.approx(1.96 * np.sqrt(p * (1 - p) / n) * 100, rel=0.03)
+
+
+@pytest.mark.parametrize("metric", ["bimhm"])
+def test_cached_equals_recomputed(trained, metric):
+    tmp, run, test_dir = trained
+    cached = evaluate(run, test_dir, tmp / "c" / "eval.csv", shots=[1, 2], episodes=20, cache=True)
+    recomputed = evaluate(
+        run, test_dir, tmp / "r" / "eval.csv", shots=[1, 2], episodes=20, cache=False
+    )
+    assert list(cached.columns) == EVAL_COLUMNS
+    pd.testing.assert_series_equal(cached.accuracy, recomputed.accuracy)
+    pd.testing.assert_series_equal(cached.ci95, recomputed.ci95)
+    pc_c = pd.read_csv(tmp / "c" / "per_class.csv")
+    pc_r = pd.read_csv(tmp / "r" / "per_class.csv")
+    pd.testing.assert_frame_equal(pc_c, pc_r)
+    assert set(pc_c["class"]) <= {f"class{c:02d}" for c in range(8, 14)}
+    n_queries = pc_c[pc_c.shot == 1].n.sum()
+    assert n_queries == 20 * 3  # 3-way, 1 query per class
+
+
+def test_cli_with_pairs_and_seed(trained):
+    tmp, run, test_dir = trained
+    pairs = tmp / "pairs.csv"
+    pd.DataFrame({"class_a": ["class08", "class10"], "class_b": ["class09", "class11"],
+                  "kind": ["move", "move"]}).to_csv(pairs, index=False)  # fmt: skip
+    out = tmp / "cli" / "eval.csv"
+    args = ["evaluate", "--run", str(run), "--shards", str(test_dir), "--shots", "1",
+            "--episodes", "20", "--seed", "3", "--pairs", str(pairs), "--out", str(out)]  # fmt: skip
+    assert cli(args) == 0
+    table = pd.read_csv(out)
+    assert table.protocol.tolist() == ["standard", "reversed_pairs"]
+    assert table.seed.tolist() == [3, 3] and table.way.tolist() == [3, 2]
+    per_pair = pd.read_csv(out.parent / "reversed_pairs.csv")
+    assert len(per_pair) == 2 and (per_pair.accuracy.between(0, 100)).all()
+    again = evaluate(run, test_dir, tmp / "cli2" / "eval.csv", shots=[1], episodes=20, seed=3)
+    assert again.accuracy.iloc[0] == table.accuracy.iloc[0]
