@@ -187,8 +187,9 @@ def test_demo_table_has_method_metric_protocol(tmp_path):
     assert set(df["method"]) == methods
     assert set(df["metric"]) == {"Bi-MHM", "OTAM", "TRX"}
     assert set(df["protocol"]) == {"standard", "reversed_pairs"}
-    # per method x metric: shots 1 and 5 (standard) + one reversed-pair row
-    assert len(df) == len(methods) * 3 * 3
+    # per row (method x metric): shots 1 and 5 (standard) + one reversed-pair row
+    assert len(df) == len(rows) * 3
+    assert len(df.drop_duplicates(["method", "metric", "protocol", "shot"])) == len(df)
     assert df["accuracy"].notna().all()
     png = plot_table(df, "demo", tmp_path / "demo.png", title="demo")
     assert png.stat().st_size > 1000
