@@ -226,6 +226,7 @@ def eval_inputs(wc):
     inputs = {
         "done": f"results/runs/{wc.run}/done",
         "test": manifest(run.dataset, "test", run.frames),
+        "split": f"{SPLITS}/{run.dataset}/test.csv",  # class names for per_class.csv and pairs
     }
     if config["datasets"][run.dataset].get("pairs"):
         inputs["pairs"] = f"{synth_dir(run.dataset)}/pairs.csv"

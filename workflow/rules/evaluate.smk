@@ -26,5 +26,6 @@ rule evaluate:
         gpu=RES["gpu"],
     shell:
         "{params.d2st} evaluate --run {params.run_dir} --shards {params.shards} --shots {params.shots} "
-        "--episodes {params.episodes} --seed {params.seed} {params.pairs} --out {output.eval} "
+        "--episodes {params.episodes} --seed {params.seed} --split {input.split} {params.pairs} "
+        "--out {output.eval} "
         "> {log} 2>&1"
