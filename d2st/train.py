@@ -388,7 +388,7 @@ def train(
                     aux.float(), batch["global_labels"].to(device)
                 )
             if not torch.isfinite(loss):
-                log.warning("episode %d: non-finite loss %s, skipped", g, float(loss))
+                log.warning("episode %d: non-finite loss %s, skipped", g, float(loss.detach()))
                 continue
             if opt is not None and loss.requires_grad:
                 (loss / n_update).backward()

@@ -181,7 +181,7 @@ def test_run_directory_and_resume_equals_uninterrupted(tmp_path, data):
 
 
 def test_resume_after_sigkill_equals_uninterrupted(tmp_path, data):
-    extra = {"train.episodes": 40, "train.checkpoint_every": 4, "train.log_every": 8}
+    extra = {"train.episodes": 24, "train.checkpoint_every": 4, "train.log_every": 8}
     full = train(_cfg(tmp_path, data, **{"run.name": "full", **extra}), progress=False)
     cfg_path = tmp_path / "kill.yaml"
     _cfg(tmp_path, data, **{"run.name": "kill", **extra}).save(cfg_path)
@@ -203,7 +203,7 @@ def test_resume_after_sigkill_equals_uninterrupted(tmp_path, data):
     if not killed:
         pytest.skip("the subprocess finished before it could be killed")
     done_before = torch.load(run / "checkpoint.pt", weights_only=True)["episode"]
-    assert done_before < 40 and not (run / "done").exists()
+    assert done_before < 24 and not (run / "done").exists()
     resumed = train(load_config(cfg_path), progress=False)
     _assert_identical(_weights(full.run_dir), _weights(resumed.run_dir))
 
