@@ -83,12 +83,12 @@ def _tables(workdir: Path) -> dict[str, pd.DataFrame]:
     return out
 
 
-def test_slurm_profile_matches_local_run(cluster, tmp_path):
-    local, remote = tmp_path / "local", tmp_path / "slurm"
-    local.mkdir()
+def test_slurm_profile_matches_local_run(cluster, tmp_path, tmp_path_factory):
+    from test_workflow import tiny_local_run  # the session's local run of the same config
+
+    local = tiny_local_run(tmp_path_factory)
+    remote = tmp_path / "slurm"
     remote.mkdir()
-    res = _run(local, "--cores", "2")
-    assert res.returncode == 0, res.stderr[-3000:]
 
     partition = os.environ.get("D2ST_SLURM_PARTITION")
     extra = [
@@ -126,6 +126,14 @@ def test_slurm_profile_matches_local_run(cluster, tmp_path):
         for p in (remote / "logs" / "slurm").rglob("*.log")
     }
     assert {"rule_train", "rule_evaluate", "rule_prepare"} <= submitted, submitted
+    # train jobs asked for the (fake) GPU: sbatch --gpus=1 -> TRES gres:gpu:1
+    train_ids = [p.stem for p in (remote / "logs" / "slurm" / "rule_train").rglob("*.log")]
+    tres = subprocess.run(
+        ["squeue", "-t", "all", "-h", "-j", ",".join(train_ids), "-O", "JobID:12,tres-per-job:40"],
+        capture_output=True,
+        text=True,
+    ).stdout.splitlines()
+    assert tres and all("gpu" in line for line in tres), tres
 
     want, got = _tables(local), _tables(remote)
     for name in ("demo",):

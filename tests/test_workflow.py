@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -201,19 +200,30 @@ def check_tiny_outputs(workdir: Path) -> pd.DataFrame:
     return demo
 
 
-@pytest.mark.slow
-def test_tiny_end_to_end(tmp_path):
-    """The whole DAG for real on the tiny config; a re-run has nothing to do."""
+_TINY: dict[str, Path] = {}  # one local tiny run per session, shared with tests/test_slurm.py
+
+
+def tiny_local_run(tmp_path_factory) -> Path:
+    """Run workflow/config/test.yaml locally once per session; returns its working directory."""
     if stages_missing():
         pytest.skip(f"stage CLIs not there yet: {stages_missing()}")
-    res = run_tiny(tmp_path)
-    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
-    check_tiny_outputs(tmp_path)
-    again = snakemake("-n", f"--configfile={CONFIG / 'test.yaml'}", cwd=tmp_path)
+    if "dir" not in _TINY:
+        workdir = tmp_path_factory.mktemp("tiny_local")
+        res = run_tiny(workdir)
+        assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+        _TINY["dir"] = workdir
+    return _TINY["dir"]
+
+
+@pytest.mark.slow
+def test_tiny_end_to_end(tmp_path_factory):
+    """The whole DAG for real on the tiny config; a re-run has nothing to do; the HTML report."""
+    workdir = tiny_local_run(tmp_path_factory)
+    check_tiny_outputs(workdir)
+    again = snakemake("-n", f"--configfile={CONFIG / 'test.yaml'}", cwd=workdir)
     assert again.returncode == 0
     assert "Nothing to be done" in again.stdout + again.stderr
-    report = tmp_path / "report.html"
-    rep = snakemake(f"--configfile={CONFIG / 'test.yaml'}", "--report", report, cwd=tmp_path)
+    report = workdir / "report.html"
+    rep = snakemake(f"--configfile={CONFIG / 'test.yaml'}", "--report", report, cwd=workdir)
     assert rep.returncode == 0, rep.stderr[-2000:]
     assert report.stat().st_size > 10_000
-    shutil.rmtree(tmp_path / "data", ignore_errors=True)  # keep pytest's tmp small
