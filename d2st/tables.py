@@ -471,7 +471,7 @@ def plot_table(df, kind: str, out: str | Path, title: str = "") -> Path:
     import matplotlib.pyplot as plt
 
     out = Path(out)
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = plt.subplots(figsize=(10 if kind == "demo" else 7, 4))
     if df.empty:
         ax.text(0.5, 0.5, "no results yet", ha="center")
     elif kind == "demo":
@@ -518,7 +518,10 @@ def plot_table(df, kind: str, out: str | Path, title: str = "") -> Path:
         ax.set_xticks(list(x), labels, rotation=60, ha="right", fontsize=6)
         ax.set_ylabel("accuracy (%)")
         ax.legend()
-    ax.set_title(title, fontsize=9)
+    if kind == "demo" and not df.empty:
+        fig.suptitle(title, fontsize=9)
+    else:
+        ax.set_title(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     plt.close(fig)
@@ -526,28 +529,36 @@ def plot_table(df, kind: str, out: str | Path, title: str = "") -> Path:
 
 
 def _plot_demo(ax, df) -> None:
+    """Grouped bars (method x metric) of 5-way 1-shot accuracy (left) and reversed-pair binary
+    accuracy (right, dotted line = chance)."""
+    fig = ax.figure
+    ax.remove()
+    panels = [("standard", 1, "5-way 1-shot accuracy (%)", 20.0)]
+    if (df["protocol"] == "reversed_pairs").any():
+        panels.append(("reversed_pairs", None, "reversed-pair binary accuracy (%)", 50.0))
     methods = list(dict.fromkeys(df["method"]))
     metrics = list(dict.fromkeys(df["metric"]))
     width = 0.8 / max(1, len(metrics))
-    sub = df[df["protocol"] == "reversed_pairs"]
-    if sub.empty:
-        sub = df[df["protocol"] == "standard"]
-    for j, m in enumerate(metrics):
-        vals = [sub[(sub["method"] == me) & (sub["metric"] == m)] for me in methods]
-        acc = [float(v["accuracy"].iloc[0]) if len(v) else 0.0 for v in vals]
-        ci = [float(v["ci95"].iloc[0]) if len(v) else 0.0 for v in vals]
-        ax.bar(
-            [i + (j - (len(metrics) - 1) / 2) * width for i in range(len(methods))],
-            acc,
-            width,
-            yerr=ci,
-            label=m,
-        )
-    ax.axhline(50.0, color="grey", ls=":", lw=1)
-    ax.set_xticks(range(len(methods)), methods)
-    ax.set_ylabel(f"{sub['protocol'].iloc[0] if len(sub) else ''} accuracy (%)")
-    ax.set_ylim(0, 100)
-    ax.legend(title="metric")
+    for k, (protocol, shot, label, chance) in enumerate(panels):
+        a = fig.add_subplot(1, len(panels), k + 1)
+        sub = df[df["protocol"] == protocol]
+        if shot is not None:
+            sub = sub[sub["shot"] == shot]
+        for j, m in enumerate(metrics):
+            xs, acc, ci = [], [], []
+            for i, me in enumerate(methods):
+                v = sub[(sub["method"] == me) & (sub["metric"] == m)]
+                if len(v):
+                    xs.append(i + (j - (len(metrics) - 1) / 2) * width)
+                    acc.append(float(v["accuracy"].iloc[0]))
+                    ci.append(float(v["ci95"].iloc[0]))
+            a.bar(xs, acc, width, yerr=ci, label=m)
+        a.axhline(chance, color="grey", ls=":", lw=1)
+        a.set_xticks(range(len(methods)), methods, rotation=30, fontsize=7)
+        a.set_ylabel(label, fontsize=8)
+        a.set_ylim(0, 100)
+        if k == 0:
+            a.legend(title="metric", fontsize=7)
 
 
 def plot_per_class(per_class, out: str | Path, title: str = "") -> Path:
