@@ -429,6 +429,20 @@ def _efficiency(ev, episodes: int | None) -> dict[str, float]:
     return out
 
 
+def trained_episodes(run_dirs: Mapping[str, str | Path]) -> dict[str, int]:
+    """Episodes each run was trained for, from its ``done`` marker (``{"episodes": N, ...}``)."""
+    import json
+
+    out = {}
+    for run, d in run_dirs.items():
+        done = Path(d) / "done"
+        try:
+            out[run] = int(json.loads(done.read_text()).get("episodes", 0))
+        except (OSError, ValueError, AttributeError):
+            continue
+    return out
+
+
 def to_markdown(df, title: str | None = None, digits: int = 1) -> str:
     """Render a table as GitHub markdown (no optional dependency such as tabulate)."""
     lines = [f"## {title}", ""] if title else []

@@ -24,6 +24,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--reported", type=Path, default=Path("results/reported"), help="the paper's CSVs"
     )
+    p.add_argument(
+        "--runs", type=Path, default=Path("results/runs"), help="run folders (for `done`)"
+    )
     p.add_argument("--out", type=Path, default=Path("results/tables"), help="output folder")
     p.add_argument("--no-plot", action="store_true", help="skip the .png plots")
 
@@ -32,7 +35,14 @@ def main(args: argparse.Namespace) -> int:
     import pandas as pd
     import yaml
 
-    from d2st.tables import MatrixError, build_table, expand_matrix, plot_table, to_markdown
+    from d2st.tables import (
+        MatrixError,
+        build_table,
+        expand_matrix,
+        plot_table,
+        to_markdown,
+        trained_episodes,
+    )
 
     config = yaml.safe_load(args.config.read_text())
     tables = config.get("tables", {})
@@ -64,7 +74,8 @@ def main(args: argparse.Namespace) -> int:
         )
         reported = pd.read_csv(args.reported / spec["reported"]) if spec.get("reported") else None
         kind = spec.get("kind", "paper")
-        df = build_table(matrix.tables[t], evals, reported, kind=kind)
+        episodes = trained_episodes({r: args.runs / r for r in runs})
+        df = build_table(matrix.tables[t], evals, reported, kind=kind, train_episodes=episodes)
         title = spec.get("title", t)
         df.to_csv(args.out / f"{t}.csv", index=False)
         (args.out / f"{t}.md").write_text(to_markdown(df, title=title))

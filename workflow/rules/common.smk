@@ -247,16 +247,6 @@ def table_inputs(wc):
     return inputs
 
 
-def train_episodes(table):
-    from d2st.tables import run_config
-
-    out = {}
-    for name in table_runs(table):
-        cfg = resolved_run_config(name)
-        out[name] = int(cfg.get("train", {}).get("episodes", 0) or 0)
-    return out
-
-
 def per_class_inputs(wc):
     runs = table_runs(wc.table)
     bimhm = [r for r in runs if RUNS[r].metric == "bimhm"]

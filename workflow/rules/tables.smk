@@ -23,7 +23,6 @@ rule table:
         rows=lambda wc: MATRIX.tables[wc.table],
         kind=lambda wc: config["tables"][wc.table].get("kind", "paper"),
         title=lambda wc: config["tables"][wc.table].get("title", wc.table),
-        train_episodes=lambda wc: train_episodes(wc.table),
     log:
         "logs/table/{table}.log",
     conda:

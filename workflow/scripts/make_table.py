@@ -9,15 +9,18 @@ snakemake = globals()["snakemake"]  # injected by Snakemake's script directive
 
 with open(snakemake.log[0], "w") as log:
     sys.stderr = log
-    from d2st.tables import build_table, plot_table, to_markdown
+    from d2st.tables import build_table, plot_table, to_markdown, trained_episodes
 
     p = snakemake.params
     evals = pd.concat([pd.read_csv(f) for f in snakemake.input.evals], ignore_index=True)
     reported = pd.read_csv(snakemake.input.reported) if snakemake.input.get("reported") else None
-    df = build_table(p.rows, evals, reported, kind=p.kind, train_episodes=p.train_episodes)
+    episodes = trained_episodes({r.run: f"results/runs/{r.run}" for r in p.rows})
+    df = build_table(p.rows, evals, reported, kind=p.kind, train_episodes=episodes)
     out = Path(snakemake.output.csv)
     df.to_csv(out, index=False)
     Path(snakemake.output.md).write_text(to_markdown(df, title=p.title))
     if snakemake.output.get("png"):
         plot_table(df, p.kind, snakemake.output.png, title=p.title)
-    print(f"{out}: {len(df)} rows, {int(df.isna().any(axis=1).sum())} with missing values", file=log)
+    print(
+        f"{out}: {len(df)} rows, {int(df.isna().any(axis=1).sum())} with missing values", file=log
+    )
