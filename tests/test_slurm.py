@@ -104,6 +104,9 @@ def test_slurm_profile_matches_local_run(cluster, tmp_path, tmp_path_factory):
         "--retries",
         "0",
         "--slurm-keep-successful-logs",
+        # a job asking for more CPUs than a node has pends forever (reason PartitionConfig)
+        "--max-threads",
+        str(min(2, os.cpu_count() or 1)),
         # the fake GPU: train jobs ask for one (-> sbatch --gpus=1), as on real data
         "--set-resources",
         "train:gpu=1",
