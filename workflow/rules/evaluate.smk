@@ -12,7 +12,9 @@ rule evaluate:
         run_dir=lambda wc: f"results/runs/{wc.run}",
         shards=lambda wc, input: str(Path(input.test).parent),
         shots=lambda wc: " ".join(map(str, MATRIX.eval_shots[wc.run])),
-        episodes=config["eval"]["episodes"],
+        episodes=lambda wc: config["eval"]["episodes_by_metric"].get(
+            RUNS[wc.run].metric, config["eval"]["episodes"]
+        ),
         seed=config["eval"]["seed"],
         pairs=lambda wc, input: f"--pairs {input.pairs}" if "pairs" in input.keys() else "",
     log:
