@@ -40,7 +40,7 @@ bench: $(STAMP)
 	$(BIN)/d2st bench all --out results/bench
 
 dryrun-paper: $(STAMP)
-	$(BIN)/snakemake -n --configfile workflow/config/paper.yaml all_tables
+	$(BIN)/snakemake -n --configfile=workflow/config/paper.yaml all_tables
 
 report: $(STAMP)
 	$(BIN)/snakemake --report results/report.html
