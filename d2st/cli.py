@@ -13,7 +13,10 @@ import sys
 
 # name -> (module under d2st.commands, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "splits": ("splits", "turn upstream few-shot split lists into splits/{dataset}/{partition}.csv"),
+    "splits": (
+        "splits",
+        "turn upstream few-shot split lists into splits/{dataset}/{partition}.csv",
+    ),
     "prepare": ("prepare", "decode videos of a split into 8-frame HDF5 shards + manifest.csv"),
     "verify": ("verify", "check HDF5 shards against their manifest"),
     "synth": ("synth", "generate the synthetic motion benchmark (videos + split CSVs)"),

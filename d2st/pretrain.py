@@ -89,7 +89,9 @@ def _to_input(frames: np.ndarray, mean: torch.Tensor, std: torch.Tensor) -> torc
 
 
 @torch.no_grad()
-def pooled_features(trunk: nn.Module, frames: np.ndarray, mean, std, batch: int = 512) -> np.ndarray:
+def pooled_features(
+    trunk: nn.Module, frames: np.ndarray, mean, std, batch: int = 512
+) -> np.ndarray:
     """Frozen pooled features (N, C) of uint8 frames (N, H, W, 3), trunk in eval mode."""
     trunk.eval()
     out = [trunk(_to_input(frames[i : i + batch], mean, std)) for i in range(0, len(frames), batch)]
@@ -181,8 +183,9 @@ def pretrain(
 
     steps_per_epoch = max(1, math.ceil(len(tr) / batch_size))
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, epochs=epochs,
-                                                steps_per_epoch=steps_per_epoch)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=lr, epochs=epochs, steps_per_epoch=steps_per_epoch
+    )
     gen = torch.Generator().manual_seed(seed)
     log_rows = []
     bar = tqdm(total=epochs * steps_per_epoch, desc=f"pretrain {backbone}", disable=not progress)
@@ -205,8 +208,15 @@ def pretrain(
             bar.set_postfix(loss=f"{loss.item():.4f}")
         loss_val = total / max(seen, 1)
         held_loss = _heldout_loss(model, data, te, targets, mean, std)
-        log_rows.append({"epoch": epoch + 1, "loss": loss_val, "heldout_loss": held_loss,
-                         "lr": sched.get_last_lr()[0], "seconds": time.perf_counter() - start})
+        log_rows.append(
+            {
+                "epoch": epoch + 1,
+                "loss": loss_val,
+                "heldout_loss": held_loss,
+                "lr": sched.get_last_lr()[0],
+                "seconds": time.perf_counter() - start,
+            }
+        )
     bar.close()
 
     trunk.eval()
@@ -214,8 +224,10 @@ def pretrain(
     probe_train = tr if len(te) else tr[: len(tr) // 2]
     probe_test = te if len(te) else tr[len(tr) // 2 :]
     r2 = linear_probe_r2(
-        pooled_features(trunk, data.frames[probe_train], mean, std), data.targets[probe_train],
-        pooled_features(trunk, data.frames[probe_test], mean, std), data.targets[probe_test],
+        pooled_features(trunk, data.frames[probe_train], mean, std),
+        data.targets[probe_train],
+        pooled_features(trunk, data.frames[probe_test], mean, std),
+        data.targets[probe_test],
     )
     stem = out.with_suffix("")
     pd.DataFrame(log_rows).to_csv(f"{stem}.log.csv", index=False)
@@ -223,9 +235,12 @@ def pretrain(
         w = csv.writer(f)
         w.writerow(["target", "r2"])
         w.writerows((k, f"{v:.4f}") for k, v in r2.items())
-    return {"probe_r2": r2, "final_loss": loss_val,
-            "heldout_loss": log_rows[-1]["heldout_loss"] if log_rows else float("nan"),
-            "seconds": time.perf_counter() - start}
+    return {
+        "probe_r2": r2,
+        "final_loss": loss_val,
+        "heldout_loss": log_rows[-1]["heldout_loss"] if log_rows else float("nan"),
+        "seconds": time.perf_counter() - start,
+    }
 
 
 @torch.no_grad()
@@ -233,6 +248,10 @@ def _heldout_loss(model, data: FrameSet, idx: np.ndarray, targets, mean, std) ->
     if len(idx) == 0:
         return float("nan")
     model.eval()
-    pred = torch.cat([model(_to_input(data.frames[idx[i : i + 512]], mean, std))
-                      for i in range(0, len(idx), 512)])
+    pred = torch.cat(
+        [
+            model(_to_input(data.frames[idx[i : i + 512]], mean, std))
+            for i in range(0, len(idx), 512)
+        ]
+    )
     return float(nn.functional.mse_loss(pred, targets[idx]))

@@ -27,9 +27,14 @@ def _trunk_file(tmp_path_factory, backbone: str) -> str:
 
 
 def _build(tmp_path_factory, backbone, adapter, **kw):
-    cfg = ModelCfg(backbone=backbone, adapter=adapter, frames=FRAMES,
-                   image_size=BACKBONES[backbone],
-                   weights=_trunk_file(tmp_path_factory, backbone), **kw)
+    cfg = ModelCfg(
+        backbone=backbone,
+        adapter=adapter,
+        frames=FRAMES,
+        image_size=BACKBONES[backbone],
+        weights=_trunk_file(tmp_path_factory, backbone),
+        **kw,
+    )
     return build_encoder(cfg)
 
 
@@ -56,8 +61,9 @@ def test_encoder_contract(tmp_path_factory, backbone, adapter):
     x = _video(backbone)
     # identity at init: same trunk weights, no adapter -> same features
     with torch.no_grad():
-        torch.testing.assert_close(enc.eval()(x), _frozen_features(tmp_path_factory, backbone),
-                                   atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(
+            enc.eval()(x), _frozen_features(tmp_path_factory, backbone), atol=1e-5, rtol=1e-5
+        )
     enc.train()
     # exercise every adapter parameter: move the zero-initialised up-projections off zero
     with torch.no_grad():
@@ -67,8 +73,7 @@ def test_encoder_contract(tmp_path_factory, backbone, adapter):
     assert y.shape == (2, FRAMES, enc.feature_dim) and enc.frames == FRAMES
     assert torch.isfinite(y).all()
     trainable = {n for n, p in enc.named_parameters() if p.requires_grad}
-    assert enc.tunable_parameters() == sum(
-        p.numel() for p in enc.parameters() if p.requires_grad)
+    assert enc.tunable_parameters() == sum(p.numel() for p in enc.parameters() if p.requires_grad)
     if adapter == "none":
         assert not trainable and not y.requires_grad
         return
@@ -78,8 +83,16 @@ def test_encoder_contract(tmp_path_factory, backbone, adapter):
         adapter_names = {n for n, _ in enc.named_parameters() if n.startswith("adapters.")}
         extras = trainable - adapter_names
         assert adapter_names <= trainable
-        allowed = {"temporal_embedding", "trunk.class_embedding", "trunk.ln_post.weight",
-                   "trunk.ln_post.bias"} if backbone.startswith("vit") else set()
+        allowed = (
+            {
+                "temporal_embedding",
+                "trunk.class_embedding",
+                "trunk.ln_post.weight",
+                "trunk.ln_post.bias",
+            }
+            if backbone.startswith("vit")
+            else set()
+        )
         assert extras == allowed
     y.square().mean().backward()
     for n, p in enc.named_parameters():
@@ -95,8 +108,16 @@ def test_encoder_contract(tmp_path_factory, backbone, adapter):
 @pytest.mark.parametrize("variant", [v for v, s in VARIANTS.items() if s is not None])
 def test_adapter_is_identity_at_init(variant, tokens):
     torch.manual_seed(0)
-    a = build_adapter(variant, 16, 0.5, (4, 3, 3), tokens=tokens, num_heads=2,
-                      spatial_density=(2, 2, 2), temporal_density=(4, 1, 1))
+    a = build_adapter(
+        variant,
+        16,
+        0.5,
+        (4, 3, 3),
+        tokens=tokens,
+        num_heads=2,
+        spatial_density=(2, 2, 2),
+        temporal_density=(4, 1, 1),
+    )
     x = torch.randn(8, 10, 16) if tokens else torch.randn(8, 16, 3, 3)
     torch.testing.assert_close(a(x), x)
     assert (a.up.weight == 0).all() and (a.up.bias == 0).all()
@@ -129,9 +150,16 @@ def test_frozen_bn_stats_do_not_move(tmp_path_factory):
         torch.testing.assert_close(m.running_mean, before[n])
 
 
-@pytest.mark.parametrize("key,value", [("adapter", "nope"), ("backbone", "resnet9"),
-                                       ("positions", "middle"), ("fusion", "max"),
-                                       ("preset", "mine")])
+@pytest.mark.parametrize(
+    "key,value",
+    [
+        ("adapter", "nope"),
+        ("backbone", "resnet9"),
+        ("positions", "middle"),
+        ("fusion", "max"),
+        ("preset", "mine"),
+    ],
+)
 def test_config_rejects_unknown_names(key, value):
     with pytest.raises(ValueError, match=rf"model\.{key}.*allowed"):
         ModelCfg(**{key: value})

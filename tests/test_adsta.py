@@ -83,8 +83,9 @@ def test_reference_points_window_match_conv_windows():
     ref = reference_points(feature, k, s, g, "window", True)
     # align_corners=True: voxel u sits at u / (n-1) * 2 - 1; window i covers [i*s, i*s+k-1].
     for axis in range(3):
-        centres = [(i * s[axis] + (k[axis] - 1) / 2) / (feature[axis] - 1) * 2 - 1
-                   for i in range(g[axis])]
+        centres = [
+            (i * s[axis] + (k[axis] - 1) / 2) / (feature[axis] - 1) * 2 - 1 for i in range(g[axis])
+        ]
         torch.testing.assert_close(ref[..., axis].unique().sort().values, torch.tensor(centres))
 
 
@@ -129,8 +130,11 @@ def test_sample_is_trilinear_in_t_h_w_order(align_corners):
     for dt in (0, 1):
         for dh in (0, 1):
             for dw in (0, 1):
-                wgt = ((fr[0] if dt else 1 - fr[0]) * (fr[1] if dh else 1 - fr[1])
-                       * (fr[2] if dw else 1 - fr[2]))
+                wgt = (
+                    (fr[0] if dt else 1 - fr[0])
+                    * (fr[1] if dh else 1 - fr[1])
+                    * (fr[2] if dw else 1 - fr[2])
+                )
                 val += wgt * rnd[lo[0] + dt, lo[1] + dh, lo[2] + dw].item()
     assert out[1].item() == pytest.approx(val, abs=1e-5)
 

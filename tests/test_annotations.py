@@ -35,12 +35,17 @@ def test_ucf101_official_lists(shared, ann):
     # the ARN few-shot split uses every UCF101 class and every clip: official split 1 covers both
     parts, labels = _all_labels(shared, "ucf101")
     assert labels == set(classes)
-    fewshot = {v: (lab, rp) for df in parts.values()
-               for v, lab, rp in zip(df["video_id"], df["label"], df["relpath"])}
+    fewshot = {
+        v: (lab, rp)
+        for df in parts.values()
+        for v, lab, rp in zip(df["video_id"], df["label"], df["relpath"])
+    }
     assert set(train["video_id"]) | set(test["video_id"]) == set(fewshot)
     for df in (train, test):
-        assert all(fewshot[v] == (lab, rp)
-                   for v, lab, rp in zip(df["video_id"], df["label"], df["relpath"]))
+        assert all(
+            fewshot[v] == (lab, rp)
+            for v, lab, rp in zip(df["video_id"], df["label"], df["relpath"])
+        )
 
 
 def test_ucf101_wrong_label_names_the_line(tmp_path, ann):

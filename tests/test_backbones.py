@@ -9,8 +9,7 @@ from d2st.models.backbones import TRUNKS, create_trunk, insertion_indices, stage
 
 
 @pytest.mark.parametrize("suffix", [".safetensors", ".pt"])
-@pytest.mark.parametrize("name,size", [("resnet_tiny", 32), ("resnet_tiny16", 32),
-                                       ("vit_b16", 32)])
+@pytest.mark.parametrize("name,size", [("resnet_tiny", 32), ("resnet_tiny16", 32), ("vit_b16", 32)])
 def test_checkpoint_roundtrip(tmp_path, name, size, suffix):
     torch.manual_seed(0)
     trunk = create_trunk(name, "random", image_size=size)

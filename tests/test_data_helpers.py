@@ -13,8 +13,18 @@ import numpy as np
 CODECS = {  # extension -> ffmpeg output arguments
     ".mp4": ["-c:v", "libx264", "-preset", "ultrafast", "-qp", "0", "-pix_fmt", "yuv420p"],
     ".avi": ["-c:v", "mpeg4", "-q:v", "1", "-pix_fmt", "yuv420p"],
-    ".webm": ["-c:v", "libvpx-vp9", "-lossless", "1", "-deadline", "realtime", "-cpu-used", "8",
-              "-pix_fmt", "yuv420p"],
+    ".webm": [
+        "-c:v",
+        "libvpx-vp9",
+        "-lossless",
+        "1",
+        "-deadline",
+        "realtime",
+        "-cpu-used",
+        "8",
+        "-pix_fmt",
+        "yuv420p",
+    ],
     ".mkv": ["-c:v", "ffv1", "-pix_fmt", "yuv420p"],
 }
 
@@ -45,12 +55,31 @@ def numbered_frames(n: int, side: int = 48) -> np.ndarray:
                 x[i, side // 2 :, b * w : (b + 1) * w] = 255
     x[:, : side // 8, : side // 8] = 250
     return x
+
+
 def write_video(path: Path, frames: np.ndarray, fps: int = 25, extra: list[str] | None = None):
     """Encode (n,H,W,3) uint8 RGB frames with ffmpeg into ``path`` (codec by extension)."""
     n, h, w, _ = frames.shape
-    cmd = ["ffmpeg", "-v", "error", "-nostdin", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
-           "-s", f"{w}x{h}", "-r", str(fps), "-i", "pipe:", *CODECS[path.suffix], *(extra or []),
-           str(path)]
+    cmd = [
+        "ffmpeg",
+        "-v",
+        "error",
+        "-nostdin",
+        "-y",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgb24",
+        "-s",
+        f"{w}x{h}",
+        "-r",
+        str(fps),
+        "-i",
+        "pipe:",
+        *CODECS[path.suffix],
+        *(extra or []),
+        str(path),
+    ]
     path.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run(cmd, input=frames.tobytes(), check=True)
     return path

@@ -21,7 +21,8 @@ def _pct(cfg):
 @pytest.mark.parametrize("ratio,expected", list(TABLE10.items()))
 def test_vit_b16_tunable_pct_table10(ratio, expected):
     assert _pct(ModelCfg(backbone="vit_b16", bottleneck_ratio=ratio)) == pytest.approx(
-        expected, abs=0.3)
+        expected, abs=0.3
+    )
 
 
 def test_vit_b16_table10_from_shared(shared):

@@ -17,8 +17,16 @@ def tiny(tmp_path_factory):
     out = tmp_path_factory.mktemp("pt")
     syn.generate(out / "syn", seed=0, size=32, frames=8, videos_per_class=4, jobs=1, progress=False)
     shards = out / "shards"
-    prepare(out / "syn" / "splits" / "train.csv", out / "syn" / "videos", shards, frames=8,
-            size=32, jobs=1, fmt="raw", progress=False)
+    prepare(
+        out / "syn" / "splits" / "train.csv",
+        out / "syn" / "videos",
+        shards,
+        frames=8,
+        size=32,
+        jobs=1,
+        fmt="raw",
+        progress=False,
+    )
     return out, shards
 
 
@@ -31,16 +39,21 @@ def test_frames_join_their_geometry_rows(tiny):
     assert data.targets.shape == (n_videos * 8, 6)
     # targets are the geometry rows of the frames that were actually sampled
     first = geo[geo.video_id == geo.video_id.iloc[0]].sort_values("frame")
-    assert torch.allclose(torch.tensor(data.targets[:8]),
-                          torch.tensor(first[["x", "y", "size", "cos", "sin", "opacity"]].to_numpy(),
-                                       dtype=torch.float32), atol=1e-5)
+    assert torch.allclose(
+        torch.tensor(data.targets[:8]),
+        torch.tensor(
+            first[["x", "y", "size", "cos", "sin", "opacity"]].to_numpy(), dtype=torch.float32
+        ),
+        atol=1e-5,
+    )
 
 
 def test_pretrain_lowers_loss_and_saves_a_trunk_create_trunk_loads(tiny):
     out, shards = tiny
     path = out / "rt.safetensors"
-    report = pretrain(shards, out / "syn" / "geometry.csv", path, epochs=4, batch_size=64,
-                      seed=0, progress=False)
+    report = pretrain(
+        shards, out / "syn" / "geometry.csv", path, epochs=4, batch_size=64, seed=0, progress=False
+    )
     log = pd.read_csv(out / "rt.log.csv")
     assert log.loss.iloc[-1] < log.loss.iloc[0]
     assert set(report["probe_r2"]) == {"x", "y", "size", "orientation", "opacity"}
@@ -59,8 +72,9 @@ def test_pretrain_is_deterministic(tiny):
     a = out / "a.safetensors"
     b = out / "b.safetensors"
     for p in (a, b):
-        pretrain(shards, out / "syn" / "geometry.csv", p, epochs=1, batch_size=64, seed=5,
-                 progress=False)
+        pretrain(
+            shards, out / "syn" / "geometry.csv", p, epochs=1, batch_size=64, seed=5, progress=False
+        )
     sa, sb = load_file(str(a)), load_file(str(b))
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
 

@@ -48,8 +48,12 @@ def corpus(tmp_path_factory):
     rows.insert(5, ("empty", "b", 1, "b/empty.webm"))
     rows.insert(7, ("gone", "a", 0, "a/gone.mp4"))  # in the split, not on disk
     split = pd.DataFrame(rows, columns=["video_id", "label", "label_idx", "relpath"])
-    expected = {"short": "too_short", "junk": ("unreadable", "corrupt"), "empty": "empty",
-                "gone": "missing"}
+    expected = {
+        "short": "too_short",
+        "junk": ("unreadable", "corrupt"),
+        "empty": "empty",
+        "gone": "missing",
+    }
     return root, split, expected
 
 
@@ -122,9 +126,25 @@ def test_killed_mid_write_leaves_nothing_verify_accepts_and_rerun_completes(corp
     csv_path = tmp_path / "split.csv"
     split.to_csv(csv_path, index=False)
     out = tmp_path / "crash"
-    cmd = [sys.executable, "-m", "d2st.cli", "prepare", "--videos", str(root), "--split",
-           str(csv_path), "--out", str(out), "--frames", str(T), "--size", str(SIZE),
-           "--shard-size", "3", "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "d2st.cli",
+        "prepare",
+        "--videos",
+        str(root),
+        "--split",
+        str(csv_path),
+        "--out",
+        str(out),
+        "--frames",
+        str(T),
+        "--size",
+        str(SIZE),
+        "--shard-size",
+        "3",
+        "--no-progress",
+    ]
     env = {**os.environ, CRASH_ENV: "2:1"}  # SIGKILL while writing row 1 of shard 2 (b1)
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == -9, r.stderr
@@ -171,14 +191,37 @@ def test_on_error_fail_stops_with_the_reason(corpus, tmp_path, capsys):
     root, split, _ = corpus
     with pytest.raises(PrepareError, match=r"b/short.mp4|a/junk.mp4"):
         # too_short is not an error; junk (row 4) is the first failure
-        prepare(split, root, tmp_path / "f", frames=T, size=SIZE, shard_size=3,
-                on_error="fail", progress=False)
+        prepare(
+            split,
+            root,
+            tmp_path / "f",
+            frames=T,
+            size=SIZE,
+            shard_size=3,
+            on_error="fail",
+            progress=False,
+        )
     assert verify(tmp_path / "f") != []
     csv_path = tmp_path / "split.csv"
     split.to_csv(csv_path, index=False)
-    rc = cli_main(["prepare", "--videos", str(root), "--split", str(csv_path), "--out",
-                   str(tmp_path / "g"), "--frames", str(T), "--size", str(SIZE),
-                   "--on-error", "fail", "--no-progress"])
+    rc = cli_main(
+        [
+            "prepare",
+            "--videos",
+            str(root),
+            "--split",
+            str(csv_path),
+            "--out",
+            str(tmp_path / "g"),
+            "--frames",
+            str(T),
+            "--size",
+            str(SIZE),
+            "--on-error",
+            "fail",
+            "--no-progress",
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 1 and "a/junk.mp4" in err
     assert cli_main(["verify", str(tmp_path / "g")]) == 1
@@ -189,11 +232,37 @@ def test_parallel_equals_serial_and_folder_mode_and_dataloader(corpus, tmp_path)
     from torch.utils.data import DataLoader
 
     root, _, _ = corpus
-    a = prepare(None, root, tmp_path / "serial", frames=T, size=SIZE, shard_size=4, fmt="raw",
-                jobs=1, progress=False)
-    rc = cli_main(["prepare", "--videos", str(root), "--out", str(tmp_path / "par"), "--frames",
-                   str(T), "--size", str(SIZE), "--shard-size", "4", "--format", "raw", "--jobs",
-                   "2", "--no-progress"])
+    a = prepare(
+        None,
+        root,
+        tmp_path / "serial",
+        frames=T,
+        size=SIZE,
+        shard_size=4,
+        fmt="raw",
+        jobs=1,
+        progress=False,
+    )
+    rc = cli_main(
+        [
+            "prepare",
+            "--videos",
+            str(root),
+            "--out",
+            str(tmp_path / "par"),
+            "--frames",
+            str(T),
+            "--size",
+            str(SIZE),
+            "--shard-size",
+            "4",
+            "--format",
+            "raw",
+            "--jobs",
+            "2",
+            "--no-progress",
+        ]
+    )
     assert rc == 0 and cli_main(["verify", str(tmp_path / "par")]) == 0
     ma, mb = read_manifest(tmp_path / "serial"), read_manifest(tmp_path / "par")
     pd.testing.assert_frame_equal(ma, mb)

@@ -30,13 +30,17 @@ def test_embedded_sources_equal_shared_checksums(shared):
 
 def test_embedded_class_tables_equal_shared_derived(shared):
     with open(shared / "splits/ssv2_full/DERIVED_otam_class_names.tsv", newline="") as f:
-        ref = {r["otam_label"]: (r["partition"], int(r["class_index"]), r["ssv2_template"])
-               for r in csv.DictReader(f, delimiter="\t")}
+        ref = {
+            r["otam_label"]: (r["partition"], int(r["class_index"]), r["ssv2_template"])
+            for r in csv.DictReader(f, delimiter="\t")
+        }
     assert S.class_table("ssv2_full") == ref
     for ds in ("ssv2_small", "kinetics100"):
         with open(shared / f"splits/{ds}/DERIVED_d2st_class_index.tsv", newline="") as f:
-            ref = {r["d2st_label"]: (r["partition"], int(r["class_index"]), r["class_name"])
-                   for r in csv.DictReader(f, delimiter="\t")}
+            ref = {
+                r["d2st_label"]: (r["partition"], int(r["class_index"]), r["class_name"])
+                for r in csv.DictReader(f, delimiter="\t")
+            }
         assert S.class_table(ds) == ref
 
 
@@ -65,8 +69,10 @@ def test_partitions_are_class_and_video_disjoint(all_splits):
         for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
             assert not set(parts[a]["label"]) & set(parts[b]["label"])
             assert not set(parts[a]["video_id"]) & set(parts[b]["video_id"])
-    bad = {"train": pd.DataFrame({"video_id": ["1"], "label": ["x"]}),
-           "test": pd.DataFrame({"video_id": ["2"], "label": ["x"]})}
+    bad = {
+        "train": pd.DataFrame({"video_id": ["1"], "label": ["x"]}),
+        "test": pd.DataFrame({"video_id": ["2"], "label": ["x"]}),
+    }
     with pytest.raises(S.SplitError, match="share 1 classes"):
         S.check_disjoint(bad, "demo")
 
@@ -199,13 +205,33 @@ def test_url_download_is_verified_and_cached(shared, tmp_path):
 
 def test_cli_writes_csvs_and_reports_errors(shared, tmp_path, capsys):
     out = tmp_path / "splits"
-    rc = cli_main(["splits", "--dataset", "hmdb51", "--protocol", "trx",
-                   "--source-dir", str(shared / "splits"), "--out", str(out)])
+    rc = cli_main(
+        [
+            "splits",
+            "--dataset",
+            "hmdb51",
+            "--protocol",
+            "trx",
+            "--source-dir",
+            str(shared / "splits"),
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     ref = S.load_splits("hmdb51", "trx", source_dir=shared / "splits")
     for p in S.PARTITIONS:
         back = S.read_split_csv(out / "hmdb51" / f"{p}.csv")
         pd.testing.assert_frame_equal(back, ref[p].astype({"label_idx": "int64"}))
-    rc = cli_main(["splits", "--dataset", "ucf101", "--source-dir", str(tmp_path / "empty"),
-                   "--out", str(out)])
+    rc = cli_main(
+        [
+            "splits",
+            "--dataset",
+            "ucf101",
+            "--source-dir",
+            str(tmp_path / "empty"),
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 1 and "not found" in capsys.readouterr().err

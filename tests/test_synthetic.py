@@ -15,7 +15,9 @@ from d2st.data.splits import COLUMNS
 @pytest.fixture(scope="module")
 def bench(tmp_path_factory):
     out = tmp_path_factory.mktemp("synth")
-    counts = syn.generate(out, seed=3, size=16, frames=8, videos_per_class=3, jobs=1, progress=False)
+    counts = syn.generate(
+        out, seed=3, size=16, frames=8, videos_per_class=3, jobs=1, progress=False
+    )
     return out, counts
 
 
@@ -52,7 +54,9 @@ def test_appearance_never_sees_the_class():
         va, _ = syn.render_video(fwd, 0, i, size=16)
         a = syn.sample_appearance(np.random.default_rng(syn.video_seed(0, fwd, i)), 8)
         vb = syn.render_states(syn.motion_states(rev, a, 8), a, 16)
-        np.testing.assert_allclose(np.sort(va.reshape(8, -1).mean(1)), np.sort(vb.reshape(8, -1).mean(1)))
+        np.testing.assert_allclose(
+            np.sort(va.reshape(8, -1).mean(1)), np.sort(vb.reshape(8, -1).mean(1))
+        )
 
 
 def test_every_test_reversal_kind_has_a_base_analogue(bench):

@@ -38,7 +38,9 @@ def test_sample_indices_match_segment_centre_definition():
         sample_indices(0, 8)
 
 
-@pytest.mark.parametrize("ext,n", [(".mp4", 8), (".mp4", 50), (".avi", 23), (".webm", 17), (".mkv", 9)])
+@pytest.mark.parametrize(
+    "ext,n", [(".mp4", 8), (".mp4", 50), (".avi", 23), (".webm", 17), (".mkv", 9)]
+)
 def test_decoded_frame_is_the_sampled_frame(tmp_path, ext, n):
     path = write_video(tmp_path / f"v{ext}", numbered_frames(n))
     info = probe(path)

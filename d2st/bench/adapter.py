@@ -98,23 +98,30 @@ def _measure(step, device: str, reps: int) -> tuple[float, float, str]:
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
         step()
-        return statistics.median(times), torch.cuda.max_memory_allocated() / 2**20, \
-            "cuda_max_allocated"
+        return (
+            statistics.median(times),
+            torch.cuda.max_memory_allocated() / 2**20,
+            "cuda_max_allocated",
+        )
     return statistics.median(times), _saved_bytes(step) / 2**20, "saved_tensors"
 
 
 def _adsta_cases(quick: bool):
     """(name, feature (T,H,W), C', heads, density, extra queries): ResNet-50 stages, ViT-B/16."""
     if quick:
-        return [("r50_layer3_S", (2, 14, 14), 256, 4, (1, 4, 4), 0),
-                ("vitb16_S", (2, 7, 7), 192, 4, (1, 4, 4), 2)]
-    return [("r50_layer1_S", (8, 56, 56), 64, 1, (2, 8, 8), 0),
-            ("r50_layer1_T", (8, 56, 56), 64, 1, (8, 4, 4), 0),
-            ("r50_layer2_S", (8, 28, 28), 128, 2, (2, 4, 4), 0),
-            ("r50_layer3_S", (8, 14, 14), 256, 4, (2, 4, 4), 0),
-            ("r50_layer4_S", (8, 7, 7), 512, 8, (2, 2, 2), 0),
-            ("vitb16_S", (8, 14, 14), 192, 4, (2, 4, 4), 8),
-            ("vitb16_T", (8, 14, 14), 192, 4, (8, 2, 2), 8)]
+        return [
+            ("r50_layer3_S", (2, 14, 14), 256, 4, (1, 4, 4), 0),
+            ("vitb16_S", (2, 7, 7), 192, 4, (1, 4, 4), 2),
+        ]
+    return [
+        ("r50_layer1_S", (8, 56, 56), 64, 1, (2, 8, 8), 0),
+        ("r50_layer1_T", (8, 56, 56), 64, 1, (8, 4, 4), 0),
+        ("r50_layer2_S", (8, 28, 28), 128, 2, (2, 4, 4), 0),
+        ("r50_layer3_S", (8, 14, 14), 256, 4, (2, 4, 4), 0),
+        ("r50_layer4_S", (8, 7, 7), 512, 8, (2, 2, 2), 0),
+        ("vitb16_S", (8, 14, 14), 192, 4, (2, 4, 4), 8),
+        ("vitb16_T", (8, 14, 14), 192, 4, (8, 2, 2), 8),
+    ]
 
 
 def run(out_dir: Path, quick: bool = False) -> Path:
@@ -128,13 +135,17 @@ def run(out_dir: Path, quick: bool = False) -> Path:
     rows = []
     for device in devices:
         for dtype in ("fp32", "bf16"):
-            amp = (torch.autocast(device, dtype=torch.bfloat16) if dtype == "bf16"
-                   else nullcontext())
+            amp = torch.autocast(device, dtype=torch.bfloat16) if dtype == "bf16" else nullcontext()
             for name, feature, dim, heads, density, extra in _adsta_cases(quick):
                 torch.manual_seed(0)
                 m = ADSTA(dim, heads, feature, density).to(device)
-                x = torch.randn(1, feature[0] * feature[1] * feature[2] + extra, dim,
-                                device=device, requires_grad=True)
+                x = torch.randn(
+                    1,
+                    feature[0] * feature[1] * feature[2] + extra,
+                    dim,
+                    device=device,
+                    requires_grad=True,
+                )
                 for impl in ("ours", "reference"):
                     fwd = m.forward if impl == "ours" else types.MethodType(reference_adsta, m)
 
@@ -144,14 +155,26 @@ def run(out_dir: Path, quick: bool = False) -> Path:
                         y.float().square().mean().backward()
 
                     sec, mem, method = _measure(step, device, reps)
-                    rows.append(dict(case=f"adsta_{name}", impl=impl, dtype=dtype, batch=1,
-                                     shape="x".join(map(str, feature)), seconds=round(sec, 5),
-                                     peak_mem_mb=round(mem, 2), mem_method=method))
+                    rows.append(
+                        dict(
+                            case=f"adsta_{name}",
+                            impl=impl,
+                            dtype=dtype,
+                            batch=1,
+                            shape="x".join(map(str, feature)),
+                            seconds=round(sec, 5),
+                            peak_mem_mb=round(mem, 2),
+                            mem_method=method,
+                        )
+                    )
             size, frames = (64, 2) if quick else (224, 8)
             for backbone in () if quick and dtype == "bf16" else ("resnet50", "vit_b16"):
                 torch.manual_seed(0)
-                enc = build_encoder(ModelCfg(backbone=backbone, frames=frames,
-                                             image_size=size)).to(device).train()
+                enc = (
+                    build_encoder(ModelCfg(backbone=backbone, frames=frames, image_size=size))
+                    .to(device)
+                    .train()
+                )
                 with torch.no_grad():  # non-zero up so the whole adapter is exercised
                     for a in enc.adapters.values():
                         a.up.weight.normal_(std=1e-3)
@@ -165,10 +188,18 @@ def run(out_dir: Path, quick: bool = False) -> Path:
                 for impl in ("ours", "reference"):
                     with reference_mode(enc) if impl == "reference" else nullcontext():
                         sec, mem, method = _measure(step, device, reps)
-                    rows.append(dict(case=f"step_{backbone}_d2st", impl=impl, dtype=dtype,
-                                     batch=1, shape=f"{frames}x{size}x{size}",
-                                     seconds=round(sec, 5), peak_mem_mb=round(mem, 2),
-                                     mem_method=method))
+                    rows.append(
+                        dict(
+                            case=f"step_{backbone}_d2st",
+                            impl=impl,
+                            dtype=dtype,
+                            batch=1,
+                            shape=f"{frames}x{size}x{size}",
+                            seconds=round(sec, 5),
+                            peak_mem_mb=round(mem, 2),
+                            mem_method=method,
+                        )
+                    )
                 del enc
     path = out_dir / "adapter.csv"
     with open(path, "w", newline="") as f:

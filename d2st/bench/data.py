@@ -47,9 +47,24 @@ def _testsrc_videos(folder: Path, n: int = 4) -> list[Path]:
     for i in range(n):
         p = folder / f"testsrc{i}.mp4"
         subprocess.run(
-            ["ffmpeg", "-v", "error", "-nostdin", "-y", "-f", "lavfi", "-i",
-             f"testsrc=duration={2 + i}:size=320x240:rate=25", "-c:v", "libx264", "-preset",
-             "veryfast", "-pix_fmt", "yuv420p", str(p)],
+            [
+                "ffmpeg",
+                "-v",
+                "error",
+                "-nostdin",
+                "-y",
+                "-f",
+                "lavfi",
+                "-i",
+                f"testsrc=duration={2 + i}:size=320x240:rate=25",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "veryfast",
+                "-pix_fmt",
+                "yuv420p",
+                str(p),
+            ],
             check=True,
         )
         out.append(p)
@@ -96,11 +111,22 @@ def run(out_dir: Path, quick: bool = False) -> Path:
     rows: list[dict] = []
 
     def add(measure, variant, value, unit, ratio, n, note=""):
-        rows.append(dict(measure=measure, variant=variant, value=round(float(value), 4),
-                         unit=unit, ratio=round(float(ratio), 3), n=n, note=note))
+        rows.append(
+            dict(
+                measure=measure,
+                variant=variant,
+                value=round(float(value), 4),
+                unit=unit,
+                ratio=round(float(ratio), 3),
+                n=n,
+                note=note,
+            )
+        )
 
     try:
-        videos = [p for p in _shared_videos() if decode_clip(p, 2, 16).status in ("ok", "too_short")]
+        videos = [
+            p for p in _shared_videos() if decode_clip(p, 2, 16).status in ("ok", "too_short")
+        ]
         source = "shared realdata videos"
         if not videos:
             videos, source = _testsrc_videos(work), "ffmpeg testsrc"
@@ -126,22 +152,39 @@ def run(out_dir: Path, quick: bool = False) -> Path:
         root.mkdir()
         for p in videos:
             os.symlink(p, root / p.name)
-        split = pd.DataFrame({
-            "video_id": [f"v{k:04d}" for k in range(n_items)],
-            "label": ["x"] * n_items,
-            "label_idx": [0] * n_items,
-            "relpath": [videos[k % len(videos)].name for k in range(n_items)],
-        })
+        split = pd.DataFrame(
+            {
+                "video_id": [f"v{k:04d}" for k in range(n_items)],
+                "label": ["x"] * n_items,
+                "label_idx": [0] * n_items,
+                "relpath": [videos[k % len(videos)].name for k in range(n_items)],
+            }
+        )
         sizes, rates = {}, {}
         for fmt in ("raw", "jpeg"):
             with timer() as t:
-                prepare(split, root, work / fmt, frames=T, size=SIZE, shard_size=64, fmt=fmt,
-                        progress=False)
+                prepare(
+                    split,
+                    root,
+                    work / fmt,
+                    frames=T,
+                    size=SIZE,
+                    shard_size=64,
+                    fmt=fmt,
+                    progress=False,
+                )
             rates[fmt] = _rate(n_items, t())
             sizes[fmt] = sum(f.stat().st_size for f in shard_files(work / fmt)) / n_items
         for fmt in ("raw", "jpeg"):
-            add("prepare", f"shards_{fmt}", rates[fmt], "videos/s", rates[fmt] / rates["raw"],
-                n_items, "decode + store, 1 process")
+            add(
+                "prepare",
+                f"shards_{fmt}",
+                rates[fmt],
+                "videos/s",
+                rates[fmt] / rates["raw"],
+                n_items,
+                "decode + store, 1 process",
+            )
 
         # --- load: random clips from shards vs decoding the source on the fly
         rng = np.random.default_rng(0)
@@ -160,18 +203,39 @@ def run(out_dir: Path, quick: bool = False) -> Path:
             for k in order[:n_fly]:
                 decode_frames(root / split.at[int(k), "relpath"], T, SIZE)
         load["on_the_fly"] = _rate(n_fly, t())
-        add("load", "decode_on_the_fly", load["on_the_fly"], "clips/s", 1.0, n_fly,
-            "ffmpeg select+scale per clip (already faster than decord full decode)")
+        add(
+            "load",
+            "decode_on_the_fly",
+            load["on_the_fly"],
+            "clips/s",
+            1.0,
+            n_fly,
+            "ffmpeg select+scale per clip (already faster than decord full decode)",
+        )
         for fmt in ("raw", "jpeg"):
-            add("load", f"shards_{fmt}", load[fmt], "clips/s", load[fmt] / load["on_the_fly"],
-                n_reads, "random access, 1 process, page cache warm")
+            add(
+                "load",
+                f"shards_{fmt}",
+                load[fmt],
+                "clips/s",
+                load[fmt] / load["on_the_fly"],
+                n_reads,
+                "random access, 1 process, page cache warm",
+            )
 
         # --- bytes per video and JPEG fidelity
         src_bytes = np.mean([os.path.getsize(videos[k % len(videos)]) for k in range(n_items)])
         add("bytes", "source_files", src_bytes, "bytes/video", sizes["raw"] / src_bytes, n_items)
         add("bytes", "shards_raw", sizes["raw"], "bytes/video", 1.0, n_items)
-        add("bytes", "shards_jpeg", sizes["jpeg"], "bytes/video", sizes["raw"] / sizes["jpeg"],
-            n_items, "JPEG q90 per frame, vlen uint8 in HDF5")
+        add(
+            "bytes",
+            "shards_jpeg",
+            sizes["jpeg"],
+            "bytes/video",
+            sizes["raw"] / sizes["jpeg"],
+            n_items,
+            "JPEG q90 per frame, vlen uint8 in HDF5",
+        )
         raw_ds, jpg_ds = ShardSet(work / "raw"), ShardSet(work / "jpeg")
         m = min(len(raw_ds), 16)
         a = raw_ds.get_many(range(m)).astype(np.float64)
@@ -183,8 +247,15 @@ def run(out_dir: Path, quick: bool = False) -> Path:
                 for _ in range(5 if quick else 20):
                     for b_ in blobs:
                         decode_jpeg(b_)
-            add("load", "jpeg_decode_only", _rate(len(blobs) * (5 if quick else 20), t()),
-                "clips/s", float("nan"), len(blobs), "Pillow, 8 frames")
+            add(
+                "load",
+                "jpeg_decode_only",
+                _rate(len(blobs) * (5 if quick else 20), t()),
+                "clips/s",
+                float("nan"),
+                len(blobs),
+                "Pillow, 8 frames",
+            )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

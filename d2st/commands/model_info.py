@@ -38,23 +38,42 @@ def model_info(cfg) -> dict:
         for path in adapter.pathways:
             attn = getattr(path, "attn", None)
             if isinstance(attn, ADSTA):
-                row[path.kind] = {"feature": list(attn.feature_size), "grid": list(attn.grid),
-                                  "kernel": list(attn.kernel), "stride": list(attn.stride),
-                                  "points": attn.num_points, "heads": attn.num_heads}
+                row[path.kind] = {
+                    "feature": list(attn.feature_size),
+                    "grid": list(attn.grid),
+                    "kernel": list(attn.kernel),
+                    "stride": list(attn.stride),
+                    "points": attn.num_points,
+                    "heads": attn.num_heads,
+                }
         stages.append(row)
     tunable, total = enc.tunable_parameters(), enc.total_parameters()
-    return {"config": cfg.to_dict(), "options": cfg.resolved(), "feature_dim": enc.feature_dim,
-            "total_params": total, "tunable_params": tunable,
-            "tunable_pct": round(100 * tunable / total, 3), "pct_denominator": "total incl. adapters",
-            "stages": stages}
+    return {
+        "config": cfg.to_dict(),
+        "options": cfg.resolved(),
+        "feature_dim": enc.feature_dim,
+        "total_params": total,
+        "tunable_params": tunable,
+        "tunable_pct": round(100 * tunable / total, 3),
+        "pct_denominator": "total incl. adapters",
+        "stages": stages,
+    }
 
 
 def main(args: argparse.Namespace) -> int:
     from d2st.models.config import ModelCfg
 
-    cfg = ModelCfg(backbone=args.backbone, weights=args.weights, adapter=args.adapter,
-                   bottleneck_ratio=args.ratio, positions=args.positions, frames=args.frames,
-                   spatial_density=args.spatial_density, temporal_density=args.temporal_density,
-                   image_size=args.image_size, preset=args.preset)
+    cfg = ModelCfg(
+        backbone=args.backbone,
+        weights=args.weights,
+        adapter=args.adapter,
+        bottleneck_ratio=args.ratio,
+        positions=args.positions,
+        frames=args.frames,
+        spatial_density=args.spatial_density,
+        temporal_density=args.temporal_density,
+        image_size=args.image_size,
+        preset=args.preset,
+    )
     print(json.dumps(model_info(cfg), indent=2))
     return 0

@@ -16,22 +16,44 @@ from pathlib import Path
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from d2st.data.shards import DEFAULT_FORMAT, DEFAULT_JPEG_QUALITY, DEFAULT_SHARD_SIZE, FORMATS
 
-    p.add_argument("--videos", type=Path, required=True, help="video root (relpaths are relative to it)")
-    p.add_argument("--split", type=Path, default=None,
-                   help="split CSV (video_id,label,label_idx,relpath); default: all videos under --videos")
+    p.add_argument(
+        "--videos", type=Path, required=True, help="video root (relpaths are relative to it)"
+    )
+    p.add_argument(
+        "--split",
+        type=Path,
+        default=None,
+        help="split CSV (video_id,label,label_idx,relpath); default: all videos under --videos",
+    )
     p.add_argument("--out", type=Path, required=True, help="shard folder, e.g. .../test/8f_256px")
     p.add_argument("--frames", type=int, default=8, help="frames sampled per video (T)")
     p.add_argument("--size", type=int, default=256, help="output side in pixels (aspect ignored)")
     p.add_argument("--jobs", type=int, default=1, help="decoding processes")
-    p.add_argument("--shard-size", type=int, default=DEFAULT_SHARD_SIZE,
-                   help="split rows per shard (row k goes to shard k // shard-size)")
-    p.add_argument("--on-error", choices=("skip", "fail"), default="skip",
-                   help="skip: record bad videos in the manifest and go on; fail: stop at the first")
-    p.add_argument("--format", choices=FORMATS, default=DEFAULT_FORMAT, dest="fmt",
-                   help="frame storage in HDF5 (jpeg: per-frame JPEG; raw: uint8 arrays)")
+    p.add_argument(
+        "--shard-size",
+        type=int,
+        default=DEFAULT_SHARD_SIZE,
+        help="split rows per shard (row k goes to shard k // shard-size)",
+    )
+    p.add_argument(
+        "--on-error",
+        choices=("skip", "fail"),
+        default="skip",
+        help="skip: record bad videos in the manifest and go on; fail: stop at the first",
+    )
+    p.add_argument(
+        "--format",
+        choices=FORMATS,
+        default=DEFAULT_FORMAT,
+        dest="fmt",
+        help="frame storage in HDF5 (jpeg: per-frame JPEG; raw: uint8 arrays)",
+    )
     p.add_argument("--jpeg-quality", type=int, default=DEFAULT_JPEG_QUALITY)
-    p.add_argument("--strict", action="store_true",
-                   help="videos whose decoder logs errors are 'corrupt' even if all frames decoded")
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="videos whose decoder logs errors are 'corrupt' even if all frames decoded",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -39,10 +61,20 @@ def main(args: argparse.Namespace) -> int:
     from d2st.data.shards import PrepareError, prepare
 
     try:
-        s = prepare(args.split, args.videos, args.out, frames=args.frames, size=args.size,
-                    jobs=args.jobs, shard_size=args.shard_size, on_error=args.on_error,
-                    fmt=args.fmt, jpeg_quality=args.jpeg_quality, strict=args.strict,
-                    progress=not args.no_progress)
+        s = prepare(
+            args.split,
+            args.videos,
+            args.out,
+            frames=args.frames,
+            size=args.size,
+            jobs=args.jobs,
+            shard_size=args.shard_size,
+            on_error=args.on_error,
+            fmt=args.fmt,
+            jpeg_quality=args.jpeg_quality,
+            strict=args.strict,
+            progress=not args.no_progress,
+        )
     except (PrepareError, ValueError, OSError) as e:
         print(f"d2st prepare: error: {e}", file=sys.stderr)
         return 1

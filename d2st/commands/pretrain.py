@@ -24,8 +24,15 @@ def main(args: argparse.Namespace) -> int:
     from d2st.pretrain import pretrain
 
     report = pretrain(
-        args.shards, args.geometry, args.out, backbone=args.backbone, epochs=args.epochs,
-        lr=args.lr, batch_size=args.batch_size, holdout=args.holdout, seed=args.seed,
+        args.shards,
+        args.geometry,
+        args.out,
+        backbone=args.backbone,
+        epochs=args.epochs,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        holdout=args.holdout,
+        seed=args.seed,
         progress=not args.no_progress,
     )
     print(json.dumps({"out": str(args.out), **report}, indent=2))

@@ -16,15 +16,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from d2st.data.splits import DATASETS, PROTOCOLS
 
     p.add_argument("--dataset", required=True, choices=[*DATASETS, "all"])
-    p.add_argument("--protocol", default="d2st", choices=PROTOCOLS,
-                   help="d2st: the paper's own lists (default); trx: trx/CMN/ARN/OTAM lists")
-    p.add_argument("--source-dir", type=Path, default=None,
-                   help="local folder with the upstream lists (CHECKSUMS.tsv local_copy layout); "
-                   "default: download from raw.githubusercontent.com at the pinned commit")
-    p.add_argument("--cache-dir", type=Path, default=None,
-                   help="download cache (default ~/.cache/d2st/splits)")
-    p.add_argument("--ext", default=None,
-                   help="extension for lists without one (default: .webm SSv2, .mp4 Kinetics, .avi HMDB/UCF)")
+    p.add_argument(
+        "--protocol",
+        default="d2st",
+        choices=PROTOCOLS,
+        help="d2st: the paper's own lists (default); trx: trx/CMN/ARN/OTAM lists",
+    )
+    p.add_argument(
+        "--source-dir",
+        type=Path,
+        default=None,
+        help="local folder with the upstream lists (CHECKSUMS.tsv local_copy layout); "
+        "default: download from raw.githubusercontent.com at the pinned commit",
+    )
+    p.add_argument(
+        "--cache-dir", type=Path, default=None, help="download cache (default ~/.cache/d2st/splits)"
+    )
+    p.add_argument(
+        "--ext",
+        default=None,
+        help="extension for lists without one (default: .webm SSv2, .mp4 Kinetics, .avi HMDB/UCF)",
+    )
     p.add_argument("--out", type=Path, default=Path("splits"), help="output folder")
 
 
@@ -34,8 +46,9 @@ def main(args: argparse.Namespace) -> int:
     datasets = DATASETS if args.dataset == "all" else (args.dataset,)
     for ds in datasets:
         try:
-            paths = write_splits(ds, args.out, args.protocol, args.source_dir, args.cache_dir,
-                                 args.ext)
+            paths = write_splits(
+                ds, args.out, args.protocol, args.source_dir, args.cache_dir, args.ext
+            )
         except (SplitError, OSError) as e:
             print(f"d2st splits: error: {e}", file=sys.stderr)
             return 1

@@ -9,14 +9,14 @@ from pathlib import Path
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", type=Path, required=True, help="output folder (videos/, splits/, *.csv)")
+    p.add_argument(
+        "--out", type=Path, required=True, help="output folder (videos/, splits/, *.csv)"
+    )
     p.add_argument("--seed", type=int, default=0, help="benchmark seed (same seed -> same data)")
     p.add_argument("--size", type=int, default=32, help="frame side in pixels (even)")
     p.add_argument("--frames", type=int, default=8, help="rendered frames per video")
     p.add_argument("--videos-per-class", type=int, default=30, help="videos per class")
-    p.add_argument(
-        "--jobs", type=int, default=min(2, os.cpu_count() or 1), help="worker processes"
-    )
+    p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="worker processes")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 

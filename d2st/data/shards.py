@@ -127,7 +127,12 @@ def split_from_folder(videos: str | Path) -> pd.DataFrame:
     labels = [Path(r).parent.name or "" for r in rel]
     classes = {c: i for i, c in enumerate(sorted(set(labels)))}
     return pd.DataFrame(
-        {"video_id": ids, "label": labels, "label_idx": [classes[c] for c in labels], "relpath": rel}
+        {
+            "video_id": ids,
+            "label": labels,
+            "label_idx": [classes[c] for c in labels],
+            "relpath": rel,
+        }
     )
 
 
@@ -220,7 +225,10 @@ class _ShardWriter:
         cap = max(capacity, 1)
         if fmt == "raw":
             self.frames = self.f.create_dataset(
-                "frames", (cap, T, size, size, 3), np.uint8, maxshape=(None, T, size, size, 3),
+                "frames",
+                (cap, T, size, size, 3),
+                np.uint8,
+                maxshape=(None, T, size, size, 3),
                 chunks=(1, T, size, size, 3),
             )
         else:
@@ -373,11 +381,17 @@ def prepare(
                 k2, status, message, src, idx, payload = next(results)
                 assert k2 == k
                 bar.update(1)
-                rec = {"video_id": df.at[k, "video_id"], "status": status, "message": message,
-                       "source_frames": src, "row": None}
+                rec = {
+                    "video_id": df.at[k, "video_id"],
+                    "status": status,
+                    "message": message,
+                    "source_frames": src,
+                    "row": None,
+                }
                 if status in OK_STATUSES:
-                    rec["row"] = writer.add(df.at[k, "video_id"], int(df.at[k, "label_idx"]),
-                                            idx, payload)
+                    rec["row"] = writer.add(
+                        df.at[k, "video_id"], int(df.at[k, "label_idx"]), idx, payload
+                    )
                 elif on_error == "fail":
                     raise PrepareError(f"{df.at[k, 'relpath']}: {status}: {message}")
                 recs.append(rec)
@@ -400,14 +414,18 @@ def prepare(
             if rec["video_id"] != df.at[k, "video_id"]:  # pragma: no cover (digest guards this)
                 raise PrepareError(f"{shard_name(i)}: record {j} is not split row {k}")
             landed = rec["row"] is not None
-            rows.append({
-                **{c: df.at[k, c] for c in COLUMNS},
-                "status": rec["status"],
-                "message": rec["message"] or "",
-                "source_frames": "" if rec["source_frames"] is None else int(rec["source_frames"]),
-                "shard": shard_name(i) if landed else "",
-                "row": int(rec["row"]) if landed else "",
-            })
+            rows.append(
+                {
+                    **{c: df.at[k, c] for c in COLUMNS},
+                    "status": rec["status"],
+                    "message": rec["message"] or "",
+                    "source_frames": ""
+                    if rec["source_frames"] is None
+                    else int(rec["source_frames"]),
+                    "shard": shard_name(i) if landed else "",
+                    "row": int(rec["row"]) if landed else "",
+                }
+            )
             summary.counts[rec["status"]] += 1
     man = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
     tmp = out / "manifest.csv.tmp"
@@ -422,8 +440,14 @@ def read_manifest(root: str | Path) -> pd.DataFrame:
     """``root/manifest.csv`` with string ids and nullable integer shard rows."""
     df = pd.read_csv(
         Path(root) / "manifest.csv",
-        dtype={"video_id": str, "label": str, "relpath": str, "status": str, "message": str,
-               "shard": str},
+        dtype={
+            "video_id": str,
+            "label": str,
+            "relpath": str,
+            "status": str,
+            "message": str,
+            "shard": str,
+        },
         keep_default_na=False,
     )
     return df
@@ -435,7 +459,8 @@ def read_manifest(root: str | Path) -> pd.DataFrame:
 def shard_files(root: str | Path) -> list[Path]:
     """Complete shard files of ``root`` in index order (``*.tmp.h5`` never included)."""
     return sorted(
-        p for p in Path(root).glob("shard-*.h5")
+        p
+        for p in Path(root).glob("shard-*.h5")
         if not p.name.endswith(".tmp.h5") and p.name[6:-3].isdigit()
     )
 
@@ -605,9 +630,11 @@ def verify(root: str | Path, deep: bool = False) -> list[str]:
     for p in shard_files(root):
         try:
             with h5py.File(p, "r") as f:
-                attrs = {k: _attr(f.attrs[k]) for k in
-                         ("frames", "size", "sampling_rule", "frame_format", "d2st_version")
-                         if k in f.attrs}
+                attrs = {
+                    k: _attr(f.attrs[k])
+                    for k in ("frames", "size", "sampling_rule", "frame_format", "d2st_version")
+                    if k in f.attrs
+                }
                 T, S = attrs.get("frames"), attrs.get("size")
                 if len(attrs) < 5:
                     problems.append(f"{p.name}: missing attributes")

@@ -278,9 +278,7 @@ def parse_split_text(
             token, sep, rest = line.partition("//")
             m = _TOKEN.match(token)
             if not sep or not m or not rest or m.group(1) != partition:
-                raise _line_error(
-                    where, lineno, line, f"expected '{partition}<N>//<path-or-id>'"
-                )
+                raise _line_error(where, lineno, line, f"expected '{partition}<N>//<path-or-id>'")
             idx = int(m.group(2))
             rows.append(_d2st_row(dataset, token, idx, rest, table, ext, where, lineno, line))
         else:
@@ -420,7 +418,9 @@ def write_split_csv(df: pd.DataFrame, path: str | Path) -> Path:
 
 def read_split_csv(path: str | Path) -> pd.DataFrame:
     """Read a split CSV back with string ids (no numeric coercion of SSv2 ids)."""
-    df = pd.read_csv(path, dtype={"video_id": str, "label": str, "relpath": str}, keep_default_na=False)
+    df = pd.read_csv(
+        path, dtype={"video_id": str, "label": str, "relpath": str}, keep_default_na=False
+    )
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
         raise SplitError(f"{path}: missing columns {missing}")

@@ -256,7 +256,11 @@ def wobble(t, a):
     """In-place rocking rotation (1.5 cycles)."""
     amp = (0.25 + 0.2 * a.amplitude) * np.pi
     return _states(
-        t, a, a.center[0], a.center[1], angle=a.angle0 + amp * np.sin(2 * np.pi * (1.5 * t + a.phase))
+        t,
+        a,
+        a.center[0],
+        a.center[1],
+        angle=a.angle0 + amp * np.sin(2 * np.pi * (1.5 * t + a.phase)),
     )
 
 
@@ -281,9 +285,7 @@ def pulse(t, a):
 
 def shake(t, a):
     """Random per-frame jitter of the position around a fixed point."""
-    return _states(
-        t, a, a.center[0] + 0.035 * a.jitter[:, 0], a.center[1] + 0.035 * a.jitter[:, 1]
-    )
+    return _states(t, a, a.center[0] + 0.035 * a.jitter[:, 0], a.center[1] + 0.035 * a.jitter[:, 1])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -321,7 +323,10 @@ CLASSES: tuple[MotionClass, ...] = tuple(
     + _pair("spin_drift_cw", "spin_drift_ccw", "train", "rotation", spin_drift)
     + _pair("orbit_cw", "orbit_ccw", "train", "orbit", orbit)
     + _pair("merge_vertical", "split_vertical", "train", "two_object", meet(axis=1))
-    + [MotionClass("blink", "train", "opacity", blink), MotionClass("bounce", "train", "translation", bounce)]
+    + [
+        MotionClass("blink", "train", "opacity", blink),
+        MotionClass("bounce", "train", "translation", bounce),
+    ]
     # val classes: 1 pair + 3 singles
     + _pair("arc_right", "arc_left", "val", "translation", arc)
     + [
@@ -335,7 +340,10 @@ CLASSES: tuple[MotionClass, ...] = tuple(
     + _pair("approach", "recede", "test", "scale", approach)
     + _pair("meet_horizontal", "separate_horizontal", "test", "two_object", meet(axis=0))
     + _pair("spiral_in", "spiral_out", "test", "orbit", spiral_in)
-    + [MotionClass("pulse", "test", "scale", pulse), MotionClass("shake", "test", "translation", shake)]
+    + [
+        MotionClass("pulse", "test", "scale", pulse),
+        MotionClass("shake", "test", "translation", shake),
+    ]
 )
 CLASS_BY_NAME = {c.name: c for c in CLASSES}
 
@@ -360,7 +368,7 @@ def motion_states(cls: MotionClass | str, a: Appearance, frames: int) -> np.ndar
     cls = CLASS_BY_NAME[cls] if isinstance(cls, str) else cls
     t = np.linspace(0.0, 1.0, frames)
     s = np.asarray(cls.program(t, a), dtype=np.float64)  # (n_obj, T, 5)
-    s[..., X:Y + 1] = np.clip(s[..., X:Y + 1], 0.02, 0.98)
+    s[..., X : Y + 1] = np.clip(s[..., X : Y + 1], 0.02, 0.98)
     return s[:, ::-1].copy() if cls.reversed else s
 
 
@@ -399,7 +407,9 @@ def _shape_mask(shape: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     if shape == "triangle":  # circumradius 1, apex at +u
         return (u >= -0.5) & (np.abs(v) <= (1.0 - u) / np.sqrt(3.0))
     if shape == "cross":
-        return ((np.abs(u) <= 1.0) & (np.abs(v) <= 0.36)) | ((np.abs(v) <= 1.0) & (np.abs(u) <= 0.36))
+        return ((np.abs(u) <= 1.0) & (np.abs(v) <= 0.36)) | (
+            (np.abs(v) <= 1.0) & (np.abs(u) <= 0.36)
+        )
     raise ValueError(f"unknown shape {shape!r}")
 
 
@@ -444,7 +454,7 @@ def geometry_of(states: np.ndarray) -> np.ndarray:
 
     For two-object classes: the objects' centroid, object 0's size/orientation/opacity.
     """
-    xy = states[:, :, X:Y + 1].mean(axis=0)
+    xy = states[:, :, X : Y + 1].mean(axis=0)
     o = states[0]
     return np.stack(
         [xy[:, 0], xy[:, 1], o[:, SIZE], np.cos(o[:, ANGLE]), np.sin(o[:, ANGLE]), o[:, OPACITY]],
@@ -515,7 +525,9 @@ def encode_video(frames: np.ndarray, path: Path, fps: int = FPS) -> None:
     )
     stream = stream.global_args("-nostdin", "-loglevel", "error").overwrite_output()
     try:
-        stream.run(input=np.ascontiguousarray(frames).tobytes(), capture_stdout=True, capture_stderr=True)
+        stream.run(
+            input=np.ascontiguousarray(frames).tobytes(), capture_stdout=True, capture_stderr=True
+        )
     except ffmpeg.Error as e:  # pragma: no cover - depends on the local ffmpeg build
         tmp.unlink(missing_ok=True)
         raise RuntimeError(f"ffmpeg failed for {path}: {e.stderr.decode(errors='replace')}") from e

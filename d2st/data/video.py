@@ -263,9 +263,7 @@ def decode_clip(
     """:func:`decode_frames` that never raises: classifies the outcome into a status."""
     try:
         info = probe(path)
-        frames, info, idx = decode_frames(
-            path, T, size, info=info, threads=threads, strict=strict
-        )
+        frames, info, idx = decode_frames(path, T, size, info=info, threads=threads, strict=strict)
     except VideoError as e:
         return ClipResult(e.status, e.message, None, [], None)
     except (OSError, ValueError) as e:  # e.g. ffmpeg binary missing: not the video's fault
@@ -279,8 +277,21 @@ def decode_clip(
     return ClipResult(status, msg, frames, idx, info.frames, info)
 
 
-VIDEO_EXTENSIONS = (".mp4", ".webm", ".avi", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".flv",
-                    ".wmv", ".3gp", ".ogv", ".m4a")
+VIDEO_EXTENSIONS = (
+    ".mp4",
+    ".webm",
+    ".avi",
+    ".mkv",
+    ".mov",
+    ".m4v",
+    ".mpg",
+    ".mpeg",
+    ".flv",
+    ".wmv",
+    ".3gp",
+    ".ogv",
+    ".m4a",
+)
 
 
 def list_videos(root: str | Path) -> list[Path]:

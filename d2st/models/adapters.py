@@ -72,10 +72,12 @@ class AdapterOptions:
     offset_factor: float = 2.0  # f in |offset| <= min(1, f/n) (official 2.0)
 
     def __post_init__(self):
-        for key, value, allowed in (("fusion", self.fusion, ("mean", "sum")),
-                                    ("vanilla_act", self.vanilla_act, ("relu", "gelu")),
-                                    ("dst_act", self.dst_act, ("fused_relu", "path_gelu")),
-                                    ("ref_points", self.ref_points, ("official", "window"))):
+        for key, value, allowed in (
+            ("fusion", self.fusion, ("mean", "sum")),
+            ("vanilla_act", self.vanilla_act, ("relu", "gelu")),
+            ("dst_act", self.dst_act, ("fused_relu", "path_gelu")),
+            ("ref_points", self.ref_points, ("official", "window")),
+        ):
             if value not in allowed:
                 raise ValueError(f"{key}: unknown {value!r}; allowed: {list(allowed)}")
 
@@ -101,12 +103,14 @@ class DeformablePathway(nn.Module):
 class ConvPathway(nn.Module):
     """Depthwise Conv3d over the volume (DST / ST-Adapter); CLS tokens pass through unchanged."""
 
-    def __init__(self, dim: int, size: Size3, kernel: Size3, bias: bool, norm: bool,
-                 act: str = "none"):
+    def __init__(
+        self, dim: int, size: Size3, kernel: Size3, bias: bool, norm: bool, act: str = "none"
+    ):
         super().__init__()
         self.size = size
-        self.conv = nn.Conv3d(dim, dim, kernel, padding=tuple(k // 2 for k in kernel),
-                              groups=dim, bias=bias)
+        self.conv = nn.Conv3d(
+            dim, dim, kernel, padding=tuple(k // 2 for k in kernel), groups=dim, bias=bias
+        )
         self.norm = nn.BatchNorm3d(dim) if norm else nn.Identity()
         self.act = ACTS[act]()
 
@@ -133,12 +137,28 @@ class Adapter(nn.Module):
         batch_first: ViT token layout (False: (1+H*W, B*T, C)).
     """
 
-    def __init__(self, dim: int, hidden: int, frames: int, size: tuple[int, int],
-                 pathways: Sequence[nn.Module], dpe: bool, fusion: str = "mean",
-                 act_down: str = "none", act_mid: str = "gelu", act_up: str = "none",
-                 tokens: bool = False, batch_first: bool = True):
+    def __init__(
+        self,
+        dim: int,
+        hidden: int,
+        frames: int,
+        size: tuple[int, int],
+        pathways: Sequence[nn.Module],
+        dpe: bool,
+        fusion: str = "mean",
+        act_down: str = "none",
+        act_mid: str = "gelu",
+        act_up: str = "none",
+        tokens: bool = False,
+        batch_first: bool = True,
+    ):
         super().__init__()
-        self.frames, self.size, self.tokens, self.batch_first = frames, tuple(size), tokens, batch_first
+        self.frames, self.size, self.tokens, self.batch_first = (
+            frames,
+            tuple(size),
+            tokens,
+            batch_first,
+        )
         self.fusion = fusion
         self.down = nn.Linear(dim, hidden)
         self.act_down = ACTS[act_down]()
@@ -195,30 +215,49 @@ class Adapter(nn.Module):
         return x + self._from_tokens(z)
 
 
-def make_pathway(kind: str, hidden: int, size: Size3, num_heads: int, density: Size3 | None,
-                 opts: AdapterOptions) -> nn.Module:
+def make_pathway(
+    kind: str, hidden: int, size: Size3, num_heads: int, density: Size3 | None, opts: AdapterOptions
+) -> nn.Module:
     """Build one pathway of ``kind`` for a (T, H, W) volume of ``hidden`` channels."""
     if kind in ("adsta_s", "adsta_t"):
-        attn = ADSTA(hidden, num_heads, size, density, offset_factor=opts.offset_factor,
-                     offset_norm=opts.offset_norm, ref_points=opts.ref_points,
-                     align_corners=opts.align_corners)
+        attn = ADSTA(
+            hidden,
+            num_heads,
+            size,
+            density,
+            offset_factor=opts.offset_factor,
+            offset_norm=opts.offset_norm,
+            ref_points=opts.ref_points,
+            align_corners=opts.align_corners,
+        )
         return DeformablePathway(hidden, attn, cls_query=opts.cls_query, kind=kind)
     paper_dst = opts.dst_act == "path_gelu"
     if kind == "conv_s":
-        return ConvPathway(hidden, size, (1, 3, 3), bias=False, norm=True,
-                           act="gelu" if paper_dst else "none")
+        return ConvPathway(
+            hidden, size, (1, 3, 3), bias=False, norm=True, act="gelu" if paper_dst else "none"
+        )
     if kind == "conv_t":
-        return ConvPathway(hidden, size, (3, 1, 1), bias=False, norm=True,
-                           act="gelu" if paper_dst else "none")
+        return ConvPathway(
+            hidden, size, (3, 1, 1), bias=False, norm=True, act="gelu" if paper_dst else "none"
+        )
     if kind == "conv_st":
         return ConvPathway(hidden, size, (3, 1, 1), bias=True, norm=False)
     raise ValueError(f"pathway: unknown {kind!r}")
 
 
-def build_adapter(variant: str, dim: int, ratio: float, size: Size3, *, tokens: bool,
-                  num_heads: int, spatial_density: Size3, temporal_density: Size3,
-                  opts: AdapterOptions = AdapterOptions(), batch_first: bool = True
-                  ) -> Adapter | None:
+def build_adapter(
+    variant: str,
+    dim: int,
+    ratio: float,
+    size: Size3,
+    *,
+    tokens: bool,
+    num_heads: int,
+    spatial_density: Size3,
+    temporal_density: Size3,
+    opts: AdapterOptions = AdapterOptions(),
+    batch_first: bool = True,
+) -> Adapter | None:
     """The adapter of ``variant`` for a (T, H, W) feature volume of ``dim`` channels.
 
     Args:
@@ -241,14 +280,29 @@ def build_adapter(variant: str, dim: int, ratio: float, size: Size3, *, tokens: 
     if spec is None:
         return None
     hidden = max(1, round(ratio * dim))
-    densities = {"adsta_s": spec.density or spatial_density,
-                 "adsta_t": spec.density or temporal_density}
-    pathways = [make_pathway(k, hidden, size, num_heads, densities.get(k), opts)
-                for k in spec.pathways]
-    mid = {"vanilla": opts.vanilla_act,
-           "dst": "relu" if opts.dst_act == "fused_relu" else "none"}.get(spec.mid_act,
-                                                                          spec.mid_act)
+    densities = {
+        "adsta_s": spec.density or spatial_density,
+        "adsta_t": spec.density or temporal_density,
+    }
+    pathways = [
+        make_pathway(k, hidden, size, num_heads, densities.get(k), opts) for k in spec.pathways
+    ]
+    mid = {
+        "vanilla": opts.vanilla_act,
+        "dst": "relu" if opts.dst_act == "fused_relu" else "none",
+    }.get(spec.mid_act, spec.mid_act)
     vit_act = "gelu" if tokens and opts.vit_act else "none"
-    return Adapter(dim, hidden, size[0], size[1:], pathways, dpe=spec.dpe, fusion=opts.fusion,
-                   act_down=vit_act, act_mid=mid, act_up=vit_act, tokens=tokens,
-                   batch_first=batch_first)
+    return Adapter(
+        dim,
+        hidden,
+        size[0],
+        size[1:],
+        pathways,
+        dpe=spec.dpe,
+        fusion=opts.fusion,
+        act_down=vit_act,
+        act_mid=mid,
+        act_up=vit_act,
+        tokens=tokens,
+        batch_first=batch_first,
+    )

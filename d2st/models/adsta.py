@@ -53,8 +53,15 @@ class LayerNorm3d(nn.LayerNorm):
 
 
 @torch.no_grad()
-def reference_points(feature_size: Size3, kernel: Size3, stride: Size3, grid: Size3,
-                     mode: str, align_corners: bool, device=None) -> torch.Tensor:
+def reference_points(
+    feature_size: Size3,
+    kernel: Size3,
+    stride: Size3,
+    grid: Size3,
+    mode: str,
+    align_corners: bool,
+    device=None,
+) -> torch.Tensor:
     """Reference points in normalised [-1, 1] coordinates, shape (T_r, H_r, W_r, 3), order (t, h, w).
 
     ``official``: cell centres (2i + 1) / n - 1 of an n-cell grid over [-1, 1] (official code).
@@ -95,9 +102,17 @@ class ADSTA(nn.Module):
         align_corners: passed to ``F.grid_sample`` (official True).
     """
 
-    def __init__(self, dim: int, num_heads: int, feature_size: Size3, density: Size3,
-                 offset_factor: float = 2.0, offset_norm: bool = True,
-                 ref_points: str = "official", align_corners: bool = True):
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        feature_size: Size3,
+        density: Size3,
+        offset_factor: float = 2.0,
+        offset_norm: bool = True,
+        ref_points: str = "official",
+        align_corners: bool = True,
+    ):
         super().__init__()
         if dim % num_heads:
             raise ValueError(f"num_heads: {num_heads} does not divide dim {dim}")
@@ -121,8 +136,9 @@ class ADSTA(nn.Module):
         # |offset| bound per axis (t, h, w): min(1, f / n) normalised units = at most one cell.
         bound = [min(1.0, offset_factor / n) for n in self.grid]
         self.register_buffer("offset_bound", torch.tensor(bound), persistent=False)
-        ref = reference_points(self.feature_size, self.kernel, self.stride, self.grid,
-                               ref_points, align_corners)
+        ref = reference_points(
+            self.feature_size, self.kernel, self.stride, self.grid, ref_points, align_corners
+        )
         self.register_buffer("ref", ref, persistent=False)  # (T_r, H_r, W_r, 3)
 
     @property
@@ -142,8 +158,13 @@ class ADSTA(nn.Module):
         the flip. align_corners as configured (True: -1 / +1 are the first / last voxel centres);
         points outside the volume read zeros (padding_mode="zeros", official).
         """
-        return F.grid_sample(x_vol, pos.flip(-1).to(x_vol.dtype), mode="bilinear",
-                             padding_mode="zeros", align_corners=self.align_corners)
+        return F.grid_sample(
+            x_vol,
+            pos.flip(-1).to(x_vol.dtype),
+            mode="bilinear",
+            padding_mode="zeros",
+            align_corners=self.align_corners,
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, N, C) tokens, the first T*H*W in (t, h, w) order, then N - THW extra queries."""

@@ -46,22 +46,48 @@ TRUNKS: dict[str, TrunkSpec] = {
     "resnet34": TrunkSpec("resnet", "resnet34.tv_in1k", (64, 128, 256, 512), (4, 8, 16, 32)),
     "resnet50": TrunkSpec("resnet", "resnet50.tv_in1k", (256, 512, 1024, 2048), (4, 8, 16, 32)),
     "resnet_tiny": TrunkSpec(
-        "resnet", "", (8, 16, 32, 64), (2, 4, 8, 8),
+        "resnet",
+        "",
+        (8, 16, 32, 64),
+        (2, 4, 8, 8),
         kwargs=(("channels", (8, 16, 32, 64)), ("stem_width", 4)),
     ),
     "resnet_tiny16": TrunkSpec(
-        "resnet", "", (16, 32, 64, 128), (2, 4, 8, 8),
+        "resnet",
+        "",
+        (16, 32, 64, 128),
+        (2, 4, 8, 8),
         kwargs=(("channels", (16, 32, 64, 128)), ("stem_width", 8)),
     ),
     "vit_b16": TrunkSpec(
-        "vit", "ViT-B-16", (768,) * 12, (16,) * 12, CLIP_MEAN, CLIP_STD,
-        kwargs=(("patch_size", 16), ("width", 768), ("layers", 12), ("heads", 12),
-                ("output_dim", 512)),
+        "vit",
+        "ViT-B-16",
+        (768,) * 12,
+        (16,) * 12,
+        CLIP_MEAN,
+        CLIP_STD,
+        kwargs=(
+            ("patch_size", 16),
+            ("width", 768),
+            ("layers", 12),
+            ("heads", 12),
+            ("output_dim", 512),
+        ),
     ),
     "vit_l14": TrunkSpec(
-        "vit", "ViT-L-14", (1024,) * 24, (14,) * 24, CLIP_MEAN, CLIP_STD,
-        kwargs=(("patch_size", 14), ("width", 1024), ("layers", 24), ("heads", 16),
-                ("output_dim", 768)),
+        "vit",
+        "ViT-L-14",
+        (1024,) * 24,
+        (14,) * 24,
+        CLIP_MEAN,
+        CLIP_STD,
+        kwargs=(
+            ("patch_size", 14),
+            ("width", 1024),
+            ("layers", 24),
+            ("heads", 16),
+            ("output_dim", 768),
+        ),
     ),
 }
 
@@ -81,8 +107,9 @@ def _build_random(name: str, image_size: int | None) -> nn.Module:
 
         if spec.hub:  # a named timm architecture
             return timm.create_model(name, pretrained=False, num_classes=0)
-        model = ResNet(BasicBlock, [1, 1, 1, 1], num_classes=0, stem_type="deep",
-                       output_stride=16, **kw)
+        model = ResNet(
+            BasicBlock, [1, 1, 1, 1], num_classes=0, stem_type="deep", output_stride=16, **kw
+        )
         model.maxpool = nn.Identity()
         return model
     from open_clip.transformer import QuickGELU, VisionTransformer
@@ -101,8 +128,9 @@ def _load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return sd
 
 
-def create_trunk(name: str, weights: str | Path = "random", image_size: int | None = None
-                 ) -> nn.Module:
+def create_trunk(
+    name: str, weights: str | Path = "random", image_size: int | None = None
+) -> nn.Module:
     """Build the bare trunk of backbone ``name`` and load its weights.
 
     Args:
@@ -152,8 +180,10 @@ def create_trunk(name: str, weights: str | Path = "random", image_size: int | No
             missing, unexpected = model.load_state_dict(sd, strict=False)
             missing = [k for k in missing if k != "proj"]
             if missing or unexpected:
-                raise ValueError(f"weights: {path} does not match {name}: missing {missing}, "
-                                 f"unexpected {unexpected}")
+                raise ValueError(
+                    f"weights: {path} does not match {name}: missing {missing}, "
+                    f"unexpected {unexpected}"
+                )
     return model.eval()
 
 
@@ -221,8 +251,15 @@ class ResNetEncoder(_Encoder):
         train_trunk: full fine-tuning (trunk trainable); otherwise the trunk is frozen.
     """
 
-    def __init__(self, trunk: nn.Module, adapters: dict[int, nn.Module], frames: int,
-                 mean=IMAGENET_MEAN, std=IMAGENET_STD, train_trunk: bool = False):
+    def __init__(
+        self,
+        trunk: nn.Module,
+        adapters: dict[int, nn.Module],
+        frames: int,
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        train_trunk: bool = False,
+    ):
         super().__init__()
         self.trunk = trunk.requires_grad_(train_trunk)
         self.adapters = nn.ModuleDict({f"layer{i + 1}": a for i, a in adapters.items()})
@@ -263,9 +300,17 @@ class ViTEncoder(_Encoder):
         train_trunk: full fine-tuning.
     """
 
-    def __init__(self, trunk: nn.Module, adapters: dict[int, nn.Module], frames: int,
-                 mean=CLIP_MEAN, std=CLIP_STD, temporal_embedding: bool = True,
-                 train_extras: bool = True, train_trunk: bool = False):
+    def __init__(
+        self,
+        trunk: nn.Module,
+        adapters: dict[int, nn.Module],
+        frames: int,
+        mean=CLIP_MEAN,
+        std=CLIP_STD,
+        temporal_embedding: bool = True,
+        train_extras: bool = True,
+        train_trunk: bool = False,
+    ):
         super().__init__()
         trunk.proj = None  # features stay width-d (official deletes proj)
         self.trunk = trunk.requires_grad_(train_trunk)
@@ -273,8 +318,9 @@ class ViTEncoder(_Encoder):
         self.frames, self.mean, self.std = frames, tuple(mean), tuple(std)
         width = trunk.class_embedding.shape[-1]
         self.feature_dim = width
-        self.temporal_embedding = (nn.Parameter(torch.zeros(1, frames, width))
-                                   if temporal_embedding else None)
+        self.temporal_embedding = (
+            nn.Parameter(torch.zeros(1, frames, width)) if temporal_embedding else None
+        )
         extras = [trunk.class_embedding, *trunk.ln_post.parameters()]
         if self.temporal_embedding is not None:
             extras.append(self.temporal_embedding)

@@ -38,14 +38,32 @@ UNIFORM_DENSITY: Size3 = (4, 4, 4)  # aDSTA-Uniform
 
 # Official value first, paper value second, for every option that differs (docs/MODEL.md).
 PRESETS: dict[str, dict[str, object]] = {
-    "official": dict(fusion="mean", offset_norm=True, vit_act=True, vanilla_act="relu",
-                     dst_act="fused_relu", ref_points="official", align_corners=True,
-                     cls_query=True, offset_factor=2.0, temporal_embedding=True,
-                     train_extras=True),
-    "paper": dict(fusion="sum", offset_norm=False, vit_act=False, vanilla_act="gelu",
-                  dst_act="path_gelu", ref_points="official", align_corners=True,
-                  cls_query=True, offset_factor=2.0, temporal_embedding=True,
-                  train_extras=False),
+    "official": dict(
+        fusion="mean",
+        offset_norm=True,
+        vit_act=True,
+        vanilla_act="relu",
+        dst_act="fused_relu",
+        ref_points="official",
+        align_corners=True,
+        cls_query=True,
+        offset_factor=2.0,
+        temporal_embedding=True,
+        train_extras=True,
+    ),
+    "paper": dict(
+        fusion="sum",
+        offset_norm=False,
+        vit_act=False,
+        vanilla_act="gelu",
+        dst_act="path_gelu",
+        ref_points="official",
+        align_corners=True,
+        cls_query=True,
+        offset_factor=2.0,
+        temporal_embedding=True,
+        train_extras=False,
+    ),
 }
 
 
@@ -88,10 +106,12 @@ class ModelCfg:
     train_extras: bool | None = None  # ViT: CLS emb, temporal emb, ln_post trainable (official)
 
     def __post_init__(self):
-        for key, value, allowed in (("backbone", self.backbone, TRUNKS),
-                                    ("adapter", self.adapter, VARIANTS),
-                                    ("positions", self.positions, POSITIONS),
-                                    ("preset", self.preset, PRESETS)):
+        for key, value, allowed in (
+            ("backbone", self.backbone, TRUNKS),
+            ("adapter", self.adapter, VARIANTS),
+            ("positions", self.positions, POSITIONS),
+            ("preset", self.preset, PRESETS),
+        ):
             if value not in allowed:
                 raise ValueError(f"model.{key}: unknown {value!r}; allowed: {list(allowed)}")
         self.spatial_density = parse_density(self.spatial_density)
@@ -133,8 +153,12 @@ def stage_densities(cfg: ModelCfg) -> list[tuple[Size3, Size3]]:
     table = [TABLE14_VIT] * n if spec.family == "vit" else list(TABLE14_RESNET)
     out = []
     for s, t in table:
-        out.append((cfg.spatial_density or _scale_t(s, cfg.frames),
-                    cfg.temporal_density or _scale_t(t, cfg.frames)))
+        out.append(
+            (
+                cfg.spatial_density or _scale_t(s, cfg.frames),
+                cfg.temporal_density or _scale_t(t, cfg.frames),
+            )
+        )
     return out
 
 
@@ -154,8 +178,9 @@ def build_encoder(cfg: ModelCfg) -> nn.Module:
     spec = TRUNKS[cfg.backbone]
     opts = cfg.resolved()
     adapter_opts = AdapterOptions(**{k: v for k, v in opts.items() if k in _OPTION_FIELDS})
-    trunk = create_trunk(cfg.backbone, cfg.weights,
-                         image_size=cfg.image_size if spec.family == "vit" else None)
+    trunk = create_trunk(
+        cfg.backbone, cfg.weights, image_size=cfg.image_size if spec.family == "vit" else None
+    )
     sizes = stage_feature_sizes(cfg.backbone, cfg.image_size)
     densities = stage_densities(cfg)
     vit = spec.family == "vit"
@@ -164,17 +189,31 @@ def build_encoder(cfg: ModelCfg) -> nn.Module:
     for i in insertion_indices(cfg.positions, len(spec.stage_channels)):
         dim = spec.stage_channels[i]
         hidden = max(1, round(cfg.bottleneck_ratio * dim))
-        a = build_adapter(cfg.adapter, dim, cfg.bottleneck_ratio, (cfg.frames, *sizes[i]),
-                          tokens=vit, num_heads=num_heads(spec.family, hidden),
-                          spatial_density=densities[i][0], temporal_density=densities[i][1],
-                          opts=adapter_opts, batch_first=batch_first)
+        a = build_adapter(
+            cfg.adapter,
+            dim,
+            cfg.bottleneck_ratio,
+            (cfg.frames, *sizes[i]),
+            tokens=vit,
+            num_heads=num_heads(spec.family, hidden),
+            spatial_density=densities[i][0],
+            temporal_density=densities[i][1],
+            opts=adapter_opts,
+            batch_first=batch_first,
+        )
         if a is not None:
             adapters[i] = a
     full = cfg.adapter == "full"
     if vit:
         frozen_only = cfg.adapter == "none"
-        return ViTEncoder(trunk, adapters, cfg.frames, spec.mean, spec.std,
-                          temporal_embedding=bool(opts["temporal_embedding"]) and not frozen_only,
-                          train_extras=bool(opts["train_extras"]) and not frozen_only,
-                          train_trunk=full)
+        return ViTEncoder(
+            trunk,
+            adapters,
+            cfg.frames,
+            spec.mean,
+            spec.std,
+            temporal_embedding=bool(opts["temporal_embedding"]) and not frozen_only,
+            train_extras=bool(opts["train_extras"]) and not frozen_only,
+            train_trunk=full,
+        )
     return ResNetEncoder(trunk, adapters, cfg.frames, spec.mean, spec.std, train_trunk=full)

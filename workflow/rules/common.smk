@@ -32,7 +32,9 @@ CONDA_ENV = "../envs/d2st.yaml"
 
 
 # ---------------------------------------------------------------- config
-if "tables" not in config:  # no --configfile: the synthetic demo (plus any --config overrides)
+if (
+    "tables" not in config
+):  # no --configfile: the synthetic demo (plus any --config overrides)
     _default = yaml.safe_load((REPO / "workflow/config/default.yaml").read_text())
     update_config(_default, dict(config))
     config.clear()
@@ -54,7 +56,9 @@ TABLES = list(config["tables"])
 for _t, _spec in config["tables"].items():
     for _ds in {RUNS[r.run].dataset for r in MATRIX.tables[_t]}:
         if _ds not in config["datasets"]:
-            raise ValueError(f"tables.{_t} uses dataset {_ds!r}, which is not under `datasets:`")
+            raise ValueError(
+                f"tables.{_t} uses dataset {_ds!r}, which is not under `datasets:`"
+            )
 
 DATASETS_USED = sorted({r.dataset for r in RUNS.values()})
 SYNTHETIC = [d for d in DATASETS_USED if config["datasets"][d].get("synthetic")]
@@ -177,12 +181,13 @@ def synth_flags():
     return " ".join(f for f in flags if f)
 
 
-
-
 def video_root(dataset):
     if dataset in SYNTHETIC:
         return f"{synth_dir(dataset)}/videos"
-    return config["datasets"][dataset].get("videos") or f"<unset: datasets.{dataset}.videos>"
+    return (
+        config["datasets"][dataset].get("videos")
+        or f"<unset: datasets.{dataset}.videos>"
+    )
 
 
 def prepare_inputs(wc):
@@ -190,8 +195,6 @@ def prepare_inputs(wc):
     if wc.dataset in SYNTHETIC:  # generated videos are a workflow output
         inputs["videos"] = f"{synth_dir(wc.dataset)}/videos"
     return inputs
-
-
 
 
 def run_inputs(wc):
@@ -219,8 +222,6 @@ def resolved_run_config(name):
     )
 
 
-
-
 def eval_inputs(wc):
     run = RUNS[wc.run]
     inputs = {
@@ -231,8 +232,6 @@ def eval_inputs(wc):
     if config["datasets"][run.dataset].get("pairs"):
         inputs["pairs"] = f"{synth_dir(run.dataset)}/pairs.csv"
     return inputs
-
-
 
 
 def table_runs(table):

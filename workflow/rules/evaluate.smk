@@ -7,6 +7,15 @@ rule evaluate:
     output:
         eval="results/evals/{run}/eval.csv",
         per_class="results/evals/{run}/per_class.csv",
+    log:
+        "logs/evaluate/{run}.log",
+    conda:
+        CONDA_ENV
+    threads: RES["eval_threads"]
+    resources:
+        mem_mb=lambda wc, attempt: RES["eval_mem_mb"] * attempt,
+        runtime=lambda wc, attempt: RES["eval_runtime"] * attempt,
+        gpu=RES["gpu"],
     params:
         d2st=D2ST,
         run_dir=lambda wc: f"results/runs/{wc.run}",
@@ -16,16 +25,9 @@ rule evaluate:
             RUNS[wc.run].metric, config["eval"]["episodes"]
         ),
         seed=config["eval"]["seed"],
-        pairs=lambda wc, input: f"--pairs {input.pairs}" if "pairs" in input.keys() else "",
-    log:
-        "logs/evaluate/{run}.log",
-    threads: RES["eval_threads"]
-    conda:
-        CONDA_ENV
-    resources:
-        mem_mb=lambda wc, attempt: RES["eval_mem_mb"] * attempt,
-        runtime=lambda wc, attempt: RES["eval_runtime"] * attempt,
-        gpu=RES["gpu"],
+        pairs=lambda wc, input: (
+            f"--pairs {input.pairs}" if "pairs" in input.keys() else ""
+        ),
     shell:
         "{params.d2st} evaluate --run {params.run_dir} --shards {params.shards} --shots {params.shots} "
         "--episodes {params.episodes} --seed {params.seed} --split {input.split} {params.pairs} "

@@ -6,18 +6,18 @@ rule prepare:
         unpack(prepare_inputs),
     output:
         f"{DATA}/shards/{{dataset}}/{{partition}}/{{frames}}f_{{size}}px/manifest.csv",
+    log:
+        "logs/prepare/{dataset}_{partition}_{frames}f_{size}px.log",
+    conda:
+        CONDA_ENV
+    threads: 4
+    resources:
+        mem_mb=lambda wc, attempt: RES["prepare_mem_mb"] * attempt,
+        runtime=lambda wc, attempt: RES["prepare_runtime"] * attempt,
     params:
         d2st=D2ST,
         videos=lambda wc: video_root(wc.dataset),
         out=lambda wc, output: str(Path(output[0]).parent),
-    log:
-        "logs/prepare/{dataset}_{partition}_{frames}f_{size}px.log",
-    threads: 4
-    conda:
-        CONDA_ENV
-    resources:
-        mem_mb=lambda wc, attempt: RES["prepare_mem_mb"] * attempt,
-        runtime=lambda wc, attempt: RES["prepare_runtime"] * attempt,
     shell:
         "( test -d {params.videos:q} || {{ echo 'd2st: video root of {wildcards.dataset} not found: "
         "{params.videos} (set datasets.{wildcards.dataset}.videos in the config)'; exit 1; }} ; "

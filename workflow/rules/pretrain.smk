@@ -4,24 +4,27 @@
 
 rule pretrain:
     input:
-        shards=lambda wc: manifest(wc.synth, "train", config["run_defaults"].get("frames", 8)),
+        shards=lambda wc: manifest(
+            wc.synth, "train", config["run_defaults"].get("frames", 8)
+        ),
         geometry=f"{DATA}/{{synth}}/geometry.csv",
     output:
         f"{DATA}/pretrained/{{synth}}/{{backbone}}.safetensors",
+    log:
+        "logs/pretrain/{synth}_{backbone}.log",
+    conda:
+        CONDA_ENV
+    threads: 2
+    resources:
+        mem_mb=lambda wc, attempt: 2000 * attempt,
+        runtime=lambda wc, attempt: 30 * attempt,
     params:
         d2st=D2ST,
         shards=lambda wc, input: str(Path(input.shards).parent),
         flags=lambda wc: " ".join(
-            f"--{k.replace('_', '-')} {v}" for k, v in config["pretrain"].get("args", {}).items()
+            f"--{k.replace('_', '-')} {v}"
+            for k, v in config["pretrain"].get("args", {}).items()
         ),
-    log:
-        "logs/pretrain/{synth}_{backbone}.log",
-    threads: 2
-    conda:
-        CONDA_ENV
-    resources:
-        mem_mb=lambda wc, attempt: 2000 * attempt,
-        runtime=lambda wc, attempt: 30 * attempt,
     shell:
         "{params.d2st} pretrain --shards {params.shards} --geometry {input.geometry} "
         "--backbone {wildcards.backbone} {params.flags} --out {output} > {log} 2>&1"

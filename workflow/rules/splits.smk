@@ -16,7 +16,16 @@ rule splits_synthetic:
 
 rule splits:
     output:
-        expand(f"{SPLITS}/{{{{real}}}}/{{partition}}.csv", partition=["train", "val", "test"]),
+        expand(
+            f"{SPLITS}/{{{{real}}}}/{{partition}}.csv",
+            partition=["train", "val", "test"],
+        ),
+    log:
+        "logs/splits/{real}.log",
+    conda:
+        CONDA_ENV
+    resources:
+        runtime=10,
     params:
         d2st=D2ST,
         out=lambda wc, output: str(Path(output[0]).parent.parent),
@@ -26,12 +35,6 @@ rule splits:
             if config["datasets"][wc.real].get("split_source")
             else ""
         ),
-    log:
-        "logs/splits/{real}.log",
-    conda:
-        CONDA_ENV
-    resources:
-        runtime=10,
     shell:
         "{params.d2st} splits --dataset {wildcards.real} --protocol {params.protocol} {params.source} "
         "--out {params.out} > {log} 2>&1"

@@ -5,22 +5,25 @@
 rule synth:
     output:
         videos=directory(f"{DATA}/{{synth}}/videos"),
-        splits=expand(f"{DATA}/{{{{synth}}}}/splits/{{partition}}.csv", partition=["train", "val", "test"]),
+        splits=expand(
+            f"{DATA}/{{{{synth}}}}/splits/{{partition}}.csv",
+            partition=["train", "val", "test"],
+        ),
         geometry=f"{DATA}/{{synth}}/geometry.csv",
         pairs=f"{DATA}/{{synth}}/pairs.csv",
         classes=f"{DATA}/{{synth}}/classes.csv",
+    log:
+        "logs/synth/{synth}.log",
+    conda:
+        CONDA_ENV
+    threads: 2
+    resources:
+        mem_mb=lambda wc, attempt: 2000 * attempt,
+        runtime=lambda wc, attempt: 15 * attempt,
     params:
         d2st=D2ST,
         seed=config["synthetic"]["seed"],
         flags=synth_flags(),
         out=lambda wc: synth_dir(wc.synth),
-    log:
-        "logs/synth/{synth}.log",
-    threads: 2
-    conda:
-        CONDA_ENV
-    resources:
-        mem_mb=lambda wc, attempt: 2000 * attempt,
-        runtime=lambda wc, attempt: 15 * attempt,
     shell:
         "{params.d2st} synth --out {params.out} --seed {params.seed} --jobs {threads} {params.flags} > {log} 2>&1"

@@ -19,14 +19,14 @@ rule table:
             category="Plots",
             labels={"table": "{table}", "file": "png"},
         ),
-    params:
-        rows=lambda wc: MATRIX.tables[wc.table],
-        kind=lambda wc: config["tables"][wc.table].get("kind", "paper"),
-        title=lambda wc: config["tables"][wc.table].get("title", wc.table),
     log:
         "logs/table/{table}.log",
     conda:
         CONDA_ENV
+    params:
+        rows=lambda wc: MATRIX.tables[wc.table],
+        kind=lambda wc: config["tables"][wc.table].get("kind", "paper"),
+        title=lambda wc: config["tables"][wc.table].get("title", wc.table),
     script:
         "../scripts/make_table.py"
 
@@ -41,12 +41,12 @@ rule per_class:
             category="Plots",
             labels={"table": "{table}", "file": "per-class png"},
         ),
-    params:
-        title=lambda wc: f"{wc.table}: per-class accuracy of the Bi-MHM runs (novel classes)",
     log:
         "logs/per_class/{table}.log",
     conda:
         CONDA_ENV
+    params:
+        title=lambda wc: f"{wc.table}: per-class accuracy of the Bi-MHM runs (novel classes)",
     script:
         "../scripts/plot_per_class.py"
 
@@ -74,4 +74,6 @@ localrules:
     per_class,
 
 
-workflow._localrules.update(TABLES)  # the per-table target rules defined in the loop above
+workflow._localrules.update(
+    TABLES
+)  # the per-table target rules defined in the loop above
