@@ -1,15 +1,18 @@
-"""Run configuration: typed dataclass sections, YAML + ``key=value`` overrides, official presets.
+"""The run spec: typed, frozen dataclass sections and the one resolver that fills them.
 
-A run config has six sections (docs/CONTRACTS.md): ``run``, ``data``, ``model``
+A run spec has six sections (docs/CONTRACTS.md): ``run``, ``data``, ``model``
 (:class:`d2st.models.config.ModelCfg`, owned by the model code), ``metric``, ``train`` and ``eval``.
-Loading order: dataclass defaults <- the preset named by an optional top-level ``preset:
-{dataset}/{backbone}`` key <- the YAML file's sections <- command-line ``a.b=value`` overrides.
-Values are parsed as YAML (``train.shot=5``, ``metric.trx_cardinalities=[2,3,4]``), an unknown key
-fails naming its dotted path, and a value of the wrong type fails naming its key.
+:func:`resolve` is the only place a run's settings are merged, defaulted and derived:
 
-Presets (:func:`preset`) reproduce the official configs per backbone family x dataset:
-learning rates, warm-up and training episodes (paper Table 13), step milestones/factors
-(official_impl.md §6) and auxiliary-loss weights (§5).
+    dataclass defaults <- the official schedule named by an optional top-level
+    ``schedule: {dataset}/{backbone}`` key (:data:`d2st.catalog.SCHEDULES`) <- the mapping given
+    (a workflow's resolved run dict or a YAML file) <- ``a.b=value`` overrides <- derived values
+    (``run.name`` from the catalog's naming rule, ``metric.aux_classes`` from the train classes).
+
+Values are parsed as YAML (``train.shot=5``, ``metric.trx_cardinalities=[2,3,4]``); an unknown key
+fails naming its dotted path, a value of the wrong type fails naming its key. Resolving a resolved
+spec gives it back unchanged, so ``config.yaml`` in a run folder is the run's whole truth and the
+engines (:mod:`d2st.train`, :mod:`d2st.evaluate`) only read it.
 """
 
 from __future__ import annotations
@@ -17,35 +20,36 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
+from d2st import catalog
 from d2st.models.config import ModelCfg
+from d2st.naming import run_name
 
 
 class ConfigError(ValueError):
     """A bad config key or value; the message starts with the dotted key."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunSection:
-    name: str | None = None  # run folder name; null -> d2st.naming.run_name(...)
-    out_dir: str = "results/runs"  # the run directory is {out_dir}/{name}
+    name: str | None = None  # run folder name; null -> d2st.naming.run_name(...) (resolved)
+    out_dir: str = catalog.RUNS_DIR  # the run directory is {out_dir}/{name}
     seed: int = 0  # model init, episode stream and augmentation seed
 
 
-@dataclass
+@dataclass(frozen=True)
 class DataCfg:
     dataset: str = (
         "synthetic"  # dataset key (ssv2_full, ssv2_small, kinetics100, hmdb51, ucf101, synthetic)
     )
     train_shards: str | None = None  # shard folder of the train partition
     test_shards: str | None = None  # shard folder of the test partition (d2st evaluate default)
-    frames: int | None = None  # T per video (must match the shards); null -> model.frames
-    crop: int | None = None  # crop side (random train, centre test); null -> model.image_size
     flip: Literal["none", "queries"] = (
         "queries"  # official flips training queries; paper: none on SSv2
     )
@@ -53,7 +57,7 @@ class DataCfg:
     normalize: Literal["encoder", "imagenet", "clip", "none"] = "encoder"  # mean/std source
 
 
-@dataclass
+@dataclass(frozen=True)
 class MetricCfg:
     name: Literal["bimhm", "otam", "trx"] = "bimhm"  # D2ST uses Bi-MHM in all main tables
     otam_lambda: float = 0.5  # soft-min lambda; 0.5 as D2ST/MoLo v2, 0.1 as HyRSM/MoLo CNN_OTAM
@@ -62,12 +66,12 @@ class MetricCfg:
     )  # paper appendix: [2, 3, 4]
     trx_dim: int = 1152  # TRX d_k
     aux_weight: float = (
-        0.0  # weight of the auxiliary global-class CE (official per dataset: presets)
+        0.0  # weight of the auxiliary global-class CE (official per dataset: schedule)
     )
     aux_classes: int | None = None  # classifier size; null -> number of train classes (resolved)
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainCfg:
     way: int = 5
     shot: int = 1  # official: 1-shot training only, 5-shot tested on the same model
@@ -87,7 +91,7 @@ class TrainCfg:
     workers: int = 0  # DataLoader workers preparing episodes (0 = in the main process)
 
 
-@dataclass
+@dataclass(frozen=True)
 class EvalCfg:
     way: int = 5
     shots: list[int] = field(default_factory=lambda: [1, 5])
@@ -99,7 +103,7 @@ class EvalCfg:
     pair_episodes: int = 1000  # binary episodes per time-reversed class pair (--pairs)
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunConfig:
     run: RunSection = field(default_factory=RunSection)
     data: DataCfg = field(default_factory=DataCfg)
@@ -108,13 +112,17 @@ class RunConfig:
     train: TrainCfg = field(default_factory=TrainCfg)
     eval: EvalCfg = field(default_factory=EvalCfg)
 
-    def __post_init__(self):
-        for key, model_key in (("frames", "frames"), ("crop", "image_size")):
-            mine, theirs = getattr(self.data, key), getattr(self.model, model_key)
-            if mine is None:
-                setattr(self.data, key, theirs)
-            elif mine != theirs:
-                raise ConfigError(f"data.{key}: {mine} differs from model.{model_key} {theirs}")
+    """A resolved run: T is ``model.frames``, the crop side is ``model.image_size`` (one home each)."""
+
+    @property
+    def dir(self) -> Path:
+        """The run folder, ``{run.out_dir}/{run.name}``."""
+        return Path(self.run.out_dir) / str(self.run.name)
+
+    @property
+    def aux_classes(self) -> int:
+        """Size of the auxiliary global-class head (0: none)."""
+        return int(self.metric.aux_classes or 0) if self.metric.aux_weight > 0 else 0
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(dataclasses.asdict(self))
@@ -216,11 +224,12 @@ def _plain(x):
     return x
 
 
-def _merge(base: dict, update: dict) -> dict:
+def merge(base: dict, update: dict) -> dict:
+    """``base`` updated by ``update``, nested mappings merged key by key (neither is changed)."""
     out = dict(base)
     for k, v in update.items():
         if isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = _merge(out[k], v)
+            out[k] = merge(out[k], v)
         else:
             out[k] = v
     return out
@@ -241,80 +250,129 @@ def parse_override(text: str) -> dict[str, Any]:
     return nested
 
 
-def from_dict(data: dict[str, Any], overrides: list[str] | None = None) -> RunConfig:
-    """Build a validated RunConfig from a nested mapping (+ optional preset key and overrides)."""
+def _set(spec: RunConfig, section: str, **values) -> RunConfig:
+    return dataclasses.replace(
+        spec, **{section: dataclasses.replace(getattr(spec, section), **values)}
+    )
+
+
+def default_run_name(spec: RunConfig) -> str:
+    """The catalog's run name of a spec (``d2st_rn50_bimhm_ssv2full_5w1s_8f_s0``)."""
+    return run_name(
+        spec.model.adapter,
+        spec.model.backbone,
+        spec.metric.name,
+        spec.data.dataset,
+        spec.train.way,
+        spec.train.shot,
+        spec.model.frames,
+        spec.run.seed,
+    )
+
+
+def resolve(
+    data: Mapping[str, Any] | None = None,
+    overrides: Sequence[str] = (),
+    *,
+    train_classes: int | Callable[[RunConfig], int] | None = None,
+) -> RunConfig:
+    """The one resolver: a mapping (+ schedule key, + overrides) -> a frozen, validated run spec.
+
+    Args:
+        data: nested mapping of run-config sections, optionally with a top-level
+            ``schedule: dataset/backbone`` key (the official schedule, :func:`schedule`).
+        overrides: ``a.b=value`` strings applied after ``data``.
+        train_classes: number of classes of the train partition, or a function of the spec
+            that counts them (called only when needed); fills ``metric.aux_classes`` when the
+            auxiliary head is on and its size is not given.
+
+    Returns:
+        A :class:`RunConfig` with every derived value filled in (``run.name``,
+        ``metric.aux_classes``). Resolving ``spec.to_dict()`` again returns an equal spec.
+    """
     data = dict(data or {})
-    for o in overrides or []:
-        data = _merge(data, parse_override(o))
-    name = data.pop("preset", None)
+    for o in overrides:
+        data = merge(data, parse_override(o))
+    if "preset" in data:
+        raise ConfigError(
+            "preset: the official schedule key is now `schedule: dataset/backbone` "
+            "(`model.preset` picks official|paper adapter options)"
+        )
+    name = data.pop("schedule", None)
     if name is not None:
         if not isinstance(name, str) or name.count("/") != 1:
-            raise ConfigError(f"preset: expected 'dataset/backbone', got {name!r}")
-        data = _merge(preset(*name.split("/")), data)
-    return _build(RunConfig, data, "")
+            raise ConfigError(f"schedule: expected 'dataset/backbone', got {name!r}")
+        data = merge(schedule(*name.split("/")), data)
+    spec = _build(RunConfig, data, "")
+    if spec.run.name is None:
+        spec = _set(spec, "run", name=default_run_name(spec))
+    if spec.metric.aux_weight > 0 and spec.metric.aux_classes is None:
+        if train_classes is None:
+            raise ConfigError(
+                "metric.aux_classes: needed with metric.aux_weight > 0; give it or the train shards"
+            )
+        n = train_classes(spec) if callable(train_classes) else train_classes
+        spec = _set(spec, "metric", aux_classes=int(n))
+    return spec
 
 
-def load_config(path: str | Path | None, overrides: list[str] | None = None) -> RunConfig:
-    """Read a run config YAML (``None``: defaults only) and apply ``a.b=value`` overrides."""
-    data = {}
-    if path is not None:
-        data = yaml.safe_load(Path(path).read_text()) or {}
-        if not isinstance(data, dict):
-            raise ConfigError(f"<root>: {path} does not hold a mapping")
-    return from_dict(data, overrides)
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """A run-config YAML file as a mapping; a syntax error or a non-mapping names the file."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}{where}: not valid YAML ({getattr(e, 'problem', e)})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"<root>: {path} does not hold a mapping")
+    return data
 
 
-# --------------------------------------------------------------------------- presets
-
-DATASETS = ("ssv2_full", "ssv2_small", "kinetics100", "hmdb51", "ucf101")
-
-# (family, dataset) -> lr, warm-up start lr, training episodes, STEPS (of 10 "epochs"), LRS, aux
-# weight. Warm-up = 1 "epoch" = 10% of training (= Table 13's warm-up episodes). Sources: paper
-# Table 13 (lr, warm-up, episodes), official configs (steps, factors, aux; official_impl.md §5-6).
-OFFICIAL: dict[tuple[str, str], tuple[float, float, int, tuple, tuple, float]] = {
-    ("resnet", "ssv2_full"): (2e-3, 4e-4, 120000, (0, 4, 6, 8), (1, 0.5, 0.1, 0.05), 1.0),
-    ("resnet", "ssv2_small"): (2e-3, 4e-4, 40000, (0, 4, 6, 8), (1, 0.1, 0.05, 0.01), 0.5),
-    ("resnet", "kinetics100"): (2e-3, 4e-4, 10000, (0, 2, 5, 8), (1, 0.1, 0.05, 0.01), 1.5),
-    ("resnet", "hmdb51"): (2e-3, 4e-4, 8000, (0, 4, 6, 8), (1, 0.1, 0.05, 0.01), 2.0),
-    ("resnet", "ucf101"): (2e-3, 4e-4, 8000, (0, 2, 5, 8), (1, 0.5, 0.1, 0.05), 1.5),
-    ("vit", "ssv2_full"): (1e-3, 2e-4, 120000, (0, 4, 6, 8), (1, 0.5, 0.1, 0.05), 2.0),
-    ("vit", "ssv2_small"): (1e-3, 2e-4, 40000, (0, 4, 6, 8), (1, 0.1, 0.05, 0.01), 0.5),
-    ("vit", "kinetics100"): (5e-4, 1e-4, 3000, (0, 4, 6, 8), (1, 0.1, 0.05, 0.01), 0.0),
-    ("vit", "hmdb51"): (1e-3, 2e-4, 3000, (0, 5, 7, 9), (1, 0.5, 0.1, 0.05), 2.5),
-    ("vit", "ucf101"): (5e-4, 1e-4, 2400, (0, 5, 7, 9), (1, 0.1, 0.05, 0.01), 0.0),
-}
+def load_config(
+    path: str | Path | None,
+    overrides: Sequence[str] = (),
+    *,
+    train_classes: int | Callable[[RunConfig], int] | None = None,
+) -> RunConfig:
+    """Read a run config YAML (``None``: defaults only) and :func:`resolve` it with overrides."""
+    data = read_yaml(path) if path is not None else {}
+    return resolve(data, overrides, train_classes=train_classes)
 
 
-def backbone_family(backbone: str) -> str:
-    """``resnet`` for every ResNet (incl. the tiny ones), ``vit`` for the CLIP ViTs."""
-    return "vit" if backbone.startswith("vit") else "resnet"
+# --------------------------------------------------------------------------- schedules
 
 
-def preset(dataset: str, backbone: str) -> dict[str, Any]:
+def schedule(dataset: str, backbone: str) -> dict[str, Any]:
     """The official settings for ``dataset`` x ``backbone`` as a nested config mapping.
 
-    Example: ``from_dict({"preset": "hmdb51/resnet50"})`` or ``load_config(None,
-    ["preset=hmdb51/vit_b16"])``. ``model.backbone`` is set; ``data.normalize`` stays "encoder"
+    Example: ``resolve({"schedule": "hmdb51/resnet50"})`` or ``load_config(None,
+    ["schedule=hmdb51/vit_b16"])``. ``model.backbone`` is set; ``data.normalize`` stays "encoder"
     (ImageNet mean/std for ResNets, CLIP's for ViTs come from the encoder).
     """
-    key = (backbone_family(backbone), dataset)
-    if key not in OFFICIAL:
-        raise ConfigError(f"preset: no official settings for {dataset}/{backbone}")
-    lr, warm_lr, episodes, steps, factors, aux = OFFICIAL[key]
+    if backbone not in catalog.BACKBONES:
+        raise ConfigError(f"schedule: unknown backbone {backbone!r}")
+    key = (catalog.BACKBONES[backbone].family, dataset)
+    if key not in catalog.SCHEDULES:
+        raise ConfigError(f"schedule: no official settings for {dataset}/{backbone}")
+    row = catalog.SCHEDULES[key]
     return {
         "data": {"dataset": dataset},
         "model": {"backbone": backbone},
-        "metric": {"name": "bimhm", "aux_weight": aux},
+        "metric": {"name": "bimhm", "aux_weight": row.aux_weight},
         "train": {
             "way": 5,
             "shot": 1,
             "query": 1,
-            "episodes": episodes,
-            "lr": lr,
-            "warmup_start_lr": warm_lr,
-            "warmup_episodes": episodes // 10,
-            "lr_milestones": [s / 10 for s in steps],
-            "lr_factors": list(factors),
+            "episodes": row.episodes,
+            "lr": row.lr,
+            "warmup_start_lr": row.warmup_start_lr,
+            "warmup_episodes": row.episodes // 10,
+            "lr_milestones": [s / 10 for s in row.steps],
+            "lr_factors": list(row.factors),
             "weight_decay": 1e-3,
             "accumulate": 8,
         },

@@ -23,11 +23,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from d2st.config import load_config
+from d2st.build import check_shards, load_run, mean_std, resolve_device
 from d2st.data.episodes import EpisodeSampler
 from d2st.data.transforms import eval_transform
-from d2st.models.fewshot import FewShotModel, load_trainable_state
-from d2st.train import build_model, mean_std, resolve_device
+from d2st.models.fewshot import FewShotModel
 
 EVAL_COLUMNS = [
     "run", "dataset", "backbone", "adapter", "metric", "protocol", "way", "shot", "episodes",
@@ -40,18 +39,6 @@ def ci95(per_episode: np.ndarray) -> float:
     """95% normal-approximation interval half-width of the mean: 1.96 * std / sqrt(N)."""
     per_episode = np.asarray(per_episode, dtype=np.float64)
     return float(1.96 * per_episode.std() / np.sqrt(len(per_episode)))
-
-
-def load_run(run_dir: str | Path, device: str = "cpu"):
-    """Config and model of a finished run (frozen trunk rebuilt from the seed, trained state loaded)."""
-    from safetensors.torch import load_file
-
-    run_dir = Path(run_dir)
-    cfg = load_config(run_dir / "config.yaml")
-    aux = cfg.metric.aux_classes if cfg.metric.aux_weight > 0 else 0
-    model = build_model(cfg, aux or 0)
-    load_trainable_state(model, load_file(str(run_dir / "model.safetensors")))
-    return cfg, model.to(device).eval()
 
 
 def episode_arrays(sampler: EpisodeSampler, n: int) -> dict[str, np.ndarray]:
@@ -129,46 +116,44 @@ def _params(model: FewShotModel) -> tuple[int, int]:
 
 def evaluate(
     run_dir: str | Path,
-    shards_dir: str | Path | None = None,
     out: str | Path = "eval.csv",
-    shots: list[int] | None = None,
-    episodes: int | None = None,
-    seed: int | None = None,
+    *,
+    overrides: list[str] | tuple[str, ...] = (),
     pairs: str | Path | None = None,
     split: str | Path | None = None,
-    cache: bool | None = None,
     device: str = "auto",
     shard_set=None,
 ) -> pd.DataFrame:
     """Score a run; write ``out`` (eval.csv), ``per_class.csv`` and (with pairs) ``reversed_pairs.csv``.
 
-    Arguments left as None take the run config's ``eval`` section (``shards_dir``:
-    ``data.test_shards``).
+    Every evaluation setting (shots, episodes, seed, feature cache, test shards) is the run
+    spec's ``eval`` section, after ``overrides`` (``eval.episodes=500``); the resolved evaluation
+    spec is written next to ``out`` as ``eval_spec.yaml``.
     """
     from d2st.data.shards import ShardSet
 
     run_dir, out = Path(run_dir), Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     dev = resolve_device(device)
-    cfg, model = load_run(run_dir, dev)
-    ev = cfg.eval
-    shots = list(shots or ev.shots)
-    n_eps = int(episodes or ev.episodes)
-    seed = ev.seed if seed is None else seed
-    cache = ev.cache_features if cache is None else cache
-    shards_dir = shards_dir or cfg.data.test_shards
+    spec, model = load_run(run_dir, dev, overrides)
+    ev = spec.eval
+    shots, n_eps, seed, cache = list(ev.shots), int(ev.episodes), ev.seed, ev.cache_features
+    shards_dir = spec.data.test_shards
     shards = shard_set if shard_set is not None else ShardSet(shards_dir)
+    if hasattr(shards, "frames"):
+        check_shards(shards, spec, "data.test_shards")
+    spec.save(out.parent / "eval_spec.yaml")
     labels = np.asarray(shards.labels)
-    mean, std = mean_std(cfg, model.encoder)
-    crop = cfg.data.crop
+    mean, std = mean_std(spec, model.encoder)
+    crop = spec.model.image_size
     done_file = run_dir / "done"
     train_time = (
         json.loads(done_file.read_text()).get("train_time_s", "") if done_file.exists() else ""
     )
     tunable, total = _params(model)
     base = {
-        "run": cfg.run.name, "dataset": cfg.data.dataset, "backbone": cfg.model.backbone,
-        "adapter": cfg.model.adapter, "metric": cfg.metric.name, "seed": seed,
+        "run": spec.run.name, "dataset": spec.data.dataset, "backbone": spec.model.backbone,
+        "adapter": spec.model.adapter, "metric": spec.metric.name, "seed": seed,
         "tunable_params": tunable, "total_params": total, "train_time_s": train_time,
     }  # fmt: skip
 
@@ -196,7 +181,7 @@ def evaluate(
         query_class = np.take_along_axis(eps["classes"], eps["query_labels"], 1)  # (E, Q)
         by_class = pd.DataFrame({"label_idx": query_class.ravel(), "ok": correct.ravel()})
         for c, g in by_class.groupby("label_idx"):
-            per_class.append({"run": cfg.run.name, "shot": shot, "label_idx": int(c),
+            per_class.append({"run": spec.run.name, "shot": shot, "label_idx": int(c),
                               "accuracy": g.ok.mean() * 100, "n": len(g)})  # fmt: skip
 
     names = None
@@ -215,7 +200,7 @@ def evaluate(
                 eps[k] = subset[eps[k]]
             acc = (predict(eps) == eps["query_labels"]).mean(1) * 100
             all_acc.append(acc)
-            pair_rows.append({"run": cfg.run.name, "class_a": p.class_a, "class_b": p.class_b,
+            pair_rows.append({"run": spec.run.name, "class_a": p.class_a, "class_b": p.class_b,
                               "kind": getattr(p, "kind", ""), "episodes": len(acc),
                               "accuracy": acc.mean(), "ci95": ci95(acc)})  # fmt: skip
         acc = np.concatenate(all_acc)

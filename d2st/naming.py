@@ -8,15 +8,7 @@ from __future__ import annotations
 
 import re
 
-BACKBONE_SHORT = {
-    "resnet18": "rn18",
-    "resnet34": "rn34",
-    "resnet50": "rn50",
-    "vit_b16": "vitb16",
-    "vit_l14": "vitl14",
-    "resnet_tiny": "rntiny",
-    "resnet_tiny16": "rntiny16",
-}
+from d2st.catalog import short_backbone, short_dataset
 
 _SAFE = re.compile(r"[^A-Za-z0-9.\-]")
 
@@ -46,9 +38,9 @@ def run_name(
     """
     parts = [
         adapter.replace("_", ""),
-        BACKBONE_SHORT.get(backbone, backbone.replace("_", "")),
+        short_backbone(backbone),
         metric,
-        dataset.replace("_", ""),
+        short_dataset(dataset),
         f"{way}w{shot}s",
         f"{frames}f",
         f"s{seed}",

@@ -23,12 +23,14 @@ What one run does (docs/TRAINING.md has the reasons and the official-vs-paper ch
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import logging
 import os
 import random
+import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -37,12 +39,11 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from d2st.config import RunConfig
+from d2st.build import build_model, check_shards, mean_std, resolve_device
+from d2st.config import RunConfig, load_config
 from d2st.data.episodes import EpisodeSampler
-from d2st.data.transforms import NORMALIZE, train_transform
+from d2st.data.transforms import train_transform
 from d2st.models.fewshot import FewShotModel, load_trainable_state, trainable_state
-from d2st.models.metrics import build_metric
-from d2st.naming import run_name
 
 log = logging.getLogger("d2st.train")
 
@@ -86,54 +87,6 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     if exempt:
         groups.append({"params": exempt, "weight_decay": 0.0})
     return [g for g in groups if g["params"]]
-
-
-def build_model(cfg: RunConfig, aux_classes: int = 0) -> FewShotModel:
-    """Encoder + metric (+ aux head), seeded by ``run.seed`` so a random trunk is rebuilt exactly."""
-    from d2st.models.config import build_encoder
-
-    torch.manual_seed(cfg.run.seed)
-    encoder = build_encoder(cfg.model)
-    m = cfg.metric
-    metric = build_metric(
-        m.name,
-        dim=encoder.feature_dim,
-        frames=encoder.frames,
-        otam_lambda=m.otam_lambda,
-        trx_cardinalities=m.trx_cardinalities,
-        trx_dim=m.trx_dim,
-    )
-    return FewShotModel(encoder, metric, aux_classes)
-
-
-def mean_std(cfg: RunConfig, encoder: nn.Module):
-    """Normalisation constants: the encoder's unless ``data.normalize`` names a table entry."""
-    if cfg.data.normalize == "encoder":
-        return tuple(encoder.mean), tuple(encoder.std)
-    return NORMALIZE[cfg.data.normalize]
-
-
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    if name == "auto":
-        return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-def default_run_name(cfg: RunConfig) -> str:
-    return run_name(
-        cfg.model.adapter,
-        cfg.model.backbone,
-        cfg.metric.name,
-        cfg.data.dataset,
-        cfg.train.way,
-        cfg.train.shot,
-        cfg.data.frames,
-        cfg.run.seed,
-    )
-
-
-def run_dir(cfg: RunConfig) -> Path:
-    return Path(cfg.run.out_dir) / (cfg.run.name or default_run_name(cfg))
 
 
 def open_shards(path):
@@ -258,188 +211,290 @@ class TrainResult:
     finished: bool
 
 
-# --------------------------------------------------------------------------- the loop
+@dataclass
+class Session:
+    """Everything one rank needs to train a run; built by :func:`setup` from a read-only spec."""
+
+    spec: RunConfig
+    ddp: Dist
+    device: torch.device
+    shards: object
+    model: FewShotModel
+    opt: torch.optim.Optimizer | None
+    trainable: list[torch.Tensor]
+    sampler: EpisodeSampler
+    out: Path
+    start: int = 0
+    train_time: float = 0.0
+    rows: list[dict] = field(default_factory=list)
+
+    @property
+    def ckpt_path(self) -> Path:
+        return self.out / "checkpoint.pt"
+
+    @property
+    def log_path(self) -> Path:
+        return self.out / "train_log.csv"
 
 
-def train(
-    cfg: RunConfig,
-    *,
-    train_set=None,
-    max_episodes: int | None = None,
-    progress: bool = True,
-    on_episode=None,
-) -> TrainResult:
-    """Train (or resume) the run described by ``cfg``.
+# --------------------------------------------------------------------------- named steps
 
-    Args:
-        cfg: the run config.
-        train_set: a ShardSet-like object; default opens ``cfg.data.train_shards``.
-        max_episodes: stop (after a checkpoint) once this many global episodes are done — a
-            controlled interruption for tests; the run is resumable.
-        progress: show a tqdm bar on rank 0.
-        on_episode: optional callback ``f(global_index)`` for every episode this rank trains.
+
+def claim_run_dir(spec: RunConfig) -> Path:
+    """Make ``spec.dir`` the folder of exactly this spec (rank 0 only).
+
+    A folder holding work under another config (a changed hyper-parameter) is moved aside to
+    ``{name}.superseded-{hash of its config}`` and the run starts fresh: a checkpoint is never
+    resumed under other settings.
     """
-    t = cfg.train
+    out = spec.dir
+    cfg_path = out / "config.yaml"
+    if cfg_path.exists() and load_config(cfg_path) != spec:
+        digest = hashlib.sha256(cfg_path.read_bytes()).hexdigest()[:10]
+        aside = out.with_name(f"{out.name}.superseded-{digest}")
+        if aside.exists():
+            shutil.rmtree(aside)
+        os.replace(out, aside)
+        log.warning("%s: config changed; the earlier run was moved to %s", out, aside)
+    out.mkdir(parents=True, exist_ok=True)
+    if not cfg_path.exists():
+        spec.save(cfg_path)
+    return out
+
+
+def setup(spec: RunConfig, train_set=None) -> Session:
+    """Open the shards, build the model and optimiser, claim the run folder (no training yet)."""
+    t = spec.train
+    if spec.metric.aux_weight > 0 and spec.metric.aux_classes is None:
+        raise ValueError("metric.aux_classes: unresolved; build the spec with d2st.config.resolve")
     ddp = init_distributed(t.device)
     if t.accumulate % ddp.world:
         raise ValueError(
             f"train.accumulate: {t.accumulate} not divisible by world size {ddp.world}"
         )
     device = resolve_device(t.device, ddp.local_rank)
-    shards = train_set if train_set is not None else open_shards(cfg.data.train_shards)
+    shards = train_set if train_set is not None else open_shards(spec.data.train_shards)
+    if hasattr(shards, "frames"):
+        check_shards(shards, spec, "data.train_shards")
     labels = np.asarray(shards.labels)
-    if cfg.metric.aux_weight > 0 and cfg.metric.aux_classes is None:
-        cfg.metric.aux_classes = int(labels.max()) + 1
-    aux_classes = cfg.metric.aux_classes if cfg.metric.aux_weight > 0 else 0
-    if cfg.run.name is None:
-        cfg.run.name = default_run_name(cfg)
-    out = run_dir(cfg)
+    if spec.aux_classes and int(labels.max()) + 1 > spec.aux_classes:
+        from d2st.errors import SpecMismatch
 
-    model = build_model(cfg, aux_classes or 0).to(device)
+        raise SpecMismatch(
+            f"{getattr(shards, 'root', 'train shards')}: {int(labels.max()) + 1} classes but "
+            f"metric.aux_classes={spec.aux_classes}"
+        )
+    out = spec.dir
+    model = build_model(spec).to(device)
     groups = param_groups(model, t.weight_decay)
     opt = torch.optim.Adam(groups, lr=t.warmup_start_lr, betas=(0.9, 0.999)) if groups else None
     trainable = [p for g in groups for p in g["params"]]
-    sampler = EpisodeSampler(labels, t.way, t.shot, t.query, seed=cfg.run.seed)
-
-    start, train_time, rows = 0, 0.0, []
-    ckpt_path, log_path = out / "checkpoint.pt", out / "train_log.csv"
+    sampler = EpisodeSampler(labels, t.way, t.shot, t.query, seed=spec.run.seed)
     if ddp.main:
-        out.mkdir(parents=True, exist_ok=True)
-        cfg_path = out / "config.yaml"
-        if cfg_path.exists() and ckpt_path.exists():
-            from d2st.config import load_config
-
-            if load_config(cfg_path) != cfg:
-                raise ValueError(
-                    f"{out}: holds a run with a different config; pick another run.name"
-                )
-        cfg.save(cfg_path)
+        claim_run_dir(spec)
     if ddp.world > 1:
         dist.barrier()
-    if ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        load_trainable_state(model, ckpt["model"])
-        if opt is not None:
-            opt.load_state_dict(ckpt["optimizer"])
+    return Session(spec, ddp, device, shards, model, opt, trainable, sampler, out)
+
+
+def resume(sess: Session) -> None:
+    """Continue from ``checkpoint.pt`` when there is one (else make every rank start equal)."""
+    if sess.ckpt_path.exists():
+        ckpt = torch.load(sess.ckpt_path, map_location="cpu", weights_only=True)
+        load_trainable_state(sess.model, ckpt["model"])
+        if sess.opt is not None:
+            sess.opt.load_state_dict(ckpt["optimizer"])
         set_rng_state(ckpt["rng"])
-        start, train_time = int(ckpt["episode"]), float(ckpt["train_time_s"])
-        rows = _read_log(log_path, start) if ddp.main else []
-        log.info("resuming %s at episode %d", out, start)
-    elif ddp.world > 1:
+        sess.start, sess.train_time = int(ckpt["episode"]), float(ckpt["train_time_s"])
+        sess.rows = _read_log(sess.log_path, sess.start) if sess.ddp.main else []
+        log.info("resuming %s at episode %d", sess.out, sess.start)
+    elif sess.ddp.world > 1:
         with torch.no_grad():
-            for p in trainable:
+            for p in sess.trainable:
                 dist.broadcast(p.data, 0)
 
-    total, A = t.episodes, t.accumulate
-    stop = total if max_episodes is None else min(total, max_episodes)
-    mean, std = mean_std(cfg, model.encoder)
-    mine = [g for g in range(start, total) if g % ddp.world == ddp.rank]
+
+def episode_stream(sess: Session):
+    """Iterator over this rank's augmented episodes from ``sess.start`` on (a DataLoader)."""
+    spec, ddp = sess.spec, sess.ddp
+    mean, std = mean_std(spec, sess.model.encoder)
+    mine = [g for g in range(sess.start, spec.train.episodes) if g % ddp.world == ddp.rank]
     data = EpisodeClips(
-        shards,
-        sampler,
+        sess.shards,
+        sess.sampler,
         mine,
-        cfg.data.crop,
+        spec.model.image_size,
         mean,
         std,
-        cfg.data.flip == "queries",
-        cfg.data.color_jitter,
+        spec.data.flip == "queries",
+        spec.data.color_jitter,
     )
     loader = torch.utils.data.DataLoader(
-        data, batch_size=None, shuffle=False, num_workers=t.workers, persistent_workers=False
+        data,
+        batch_size=None,
+        shuffle=False,
+        num_workers=spec.train.workers,
+        persistent_workers=False,
     )
-    items = iter(loader)
+    return iter(loader)
+
+
+def new_window() -> dict:
+    return {"loss": 0.0, "correct": 0.0, "n": 0, "queries": 0, "t0": time.perf_counter()}
+
+
+def step(sess: Session, items, u_start: int, u_end: int, window: dict, on_episode=None) -> float:
+    """One optimiser update over global episodes ``[u_start, u_end)``; returns its lr.
+
+    Each episode's loss (Eq. 5 CE + ``aux_weight`` x auxiliary CE) is divided by the update's
+    episode count, so the summed gradient is the mean episode gradient; a non-finite loss skips
+    its episode.
+    """
+    spec, ddp, device, model, opt = sess.spec, sess.ddp, sess.device, sess.model, sess.opt
+    n_update = u_end - u_start
+    lr = lr_at(u_start, spec.train)
+    if opt is not None:
+        for g in opt.param_groups:
+            g["lr"] = lr
+        opt.zero_grad(set_to_none=True)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=spec.train.amp == "bf16")
+    for g in range(u_start, u_end):
+        if g % ddp.world != ddp.rank:
+            continue
+        batch = next(items)
+        assert batch["index"] == g, (batch["index"], g)
+        if on_episode is not None:
+            on_episode(g)
+        torch.manual_seed(sess.sampler.stream_seed(g, DROPOUT))
+        with autocast:
+            logits, aux = model(
+                batch["support"].to(device),
+                batch["support_labels"].to(device),
+                batch["query"].to(device),
+            )
+        q_labels = batch["query_labels"].to(device)
+        loss = F.cross_entropy(logits.float(), q_labels)
+        if aux is not None:
+            loss = loss + spec.metric.aux_weight * F.cross_entropy(
+                aux.float(), batch["global_labels"].to(device)
+            )
+        if not torch.isfinite(loss):
+            log.warning("episode %d: non-finite loss %s, skipped", g, float(loss.detach()))
+            continue
+        if opt is not None and loss.requires_grad:
+            (loss / n_update).backward()
+        window["loss"] += float(loss.detach())
+        window["correct"] += float((logits.argmax(-1) == q_labels).sum())
+        window["n"] += 1
+        window["queries"] += q_labels.numel()
+    if opt is not None:
+        if ddp.world > 1:
+            _all_reduce_grads(sess.trainable)
+        opt.step()
+    return lr
+
+
+def log_window(sess: Session, done: int, lr: float, window: dict, bar=None) -> None:
+    """Append one train_log.csv row (mean loss, query accuracy, lr, episodes/s) on rank 0."""
+    stats = _window_stats(window, sess.ddp)
+    if not sess.ddp.main or stats is None:
+        return
+    loss_mean, acc, rate = stats
+    sess.rows.append(
+        {
+            "episode": done,
+            "loss": f"{loss_mean:.6f}",
+            "accuracy": f"{acc:.4f}",
+            "lr": f"{lr:.6g}",
+            "episodes_per_s": f"{rate:.3f}",
+        }
+    )
+    _write_log(sess.log_path, sess.rows)
+    if bar is not None:
+        bar.set_postfix(loss=f"{loss_mean:.3f}", acc=f"{acc:.2f}")
+
+
+def checkpoint(sess: Session, done: int) -> None:
+    """Replace ``checkpoint.pt`` atomically (rank 0), then wait for every rank."""
+    if sess.ddp.main:
+        _save_checkpoint(sess.ckpt_path, sess.model, sess.opt, done, sess.train_time)
+    if sess.ddp.world > 1:
+        dist.barrier()
+
+
+def finish(sess: Session, done: int) -> None:
+    """Write the trained state (``model.safetensors``) and the ``done`` marker (rank 0)."""
+    if not sess.ddp.main:
+        return
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().cpu().contiguous() for k, v in trainable_state(sess.model).items()}
+    tmp = sess.out / "model.safetensors.tmp"
+    save_file(state, str(tmp))
+    os.replace(tmp, sess.out / "model.safetensors")
+    marker = {"episodes": done, "train_time_s": sess.train_time}
+    (sess.out / "done").write_text(json.dumps(marker) + "\n")
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+def train(
+    spec: RunConfig,
+    *,
+    train_set=None,
+    max_episodes: int | None = None,
+    progress: bool = True,
+    on_episode=None,
+) -> TrainResult:
+    """Train (or resume) the run described by ``spec``, which is only read.
+
+    Args:
+        spec: the resolved run spec (:func:`d2st.config.resolve`).
+        train_set: a ShardSet-like object; default opens ``spec.data.train_shards``.
+        max_episodes: stop (after a checkpoint) once this many global episodes are done — a
+            controlled interruption for tests; the run is resumable.
+        progress: show a tqdm bar on rank 0.
+        on_episode: optional callback ``f(global_index)`` for every episode this rank trains.
+    """
+    sess = setup(spec, train_set)
+    resume(sess)
+    t = spec.train
+    total, A = t.episodes, t.accumulate
+    stop = total if max_episodes is None else min(total, max_episodes)
+    items = episode_stream(sess)
     bar = None
-    if progress and ddp.main:
+    if progress and sess.ddp.main:
         from tqdm import tqdm
 
-        bar = tqdm(total=total, initial=start, desc=cfg.run.name, unit="ep", dynamic_ncols=True)
+        bar = tqdm(
+            total=total, initial=sess.start, desc=spec.run.name, unit="ep", dynamic_ncols=True
+        )
 
-    model.train()
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=t.amp == "bf16")
-    window = {"loss": 0.0, "correct": 0.0, "n": 0, "queries": 0, "t0": time.perf_counter()}
-    done = start
+    sess.model.train()
+    window = new_window()
+    done = sess.start
     while done < stop:
         u_start, u_end = done, min(done + A, total)
-        n_update = u_end - u_start
-        lr = lr_at(u_start, t)
-        if opt is not None:
-            for g in opt.param_groups:
-                g["lr"] = lr
-            opt.zero_grad(set_to_none=True)
         t_update = time.perf_counter()
-        for g in range(u_start, u_end):
-            if g % ddp.world != ddp.rank:
-                continue
-            batch = next(items)
-            assert batch["index"] == g, (batch["index"], g)
-            if on_episode is not None:
-                on_episode(g)
-            torch.manual_seed(sampler.stream_seed(g, DROPOUT))
-            with autocast:
-                logits, aux = model(
-                    batch["support"].to(device),
-                    batch["support_labels"].to(device),
-                    batch["query"].to(device),
-                )
-            q_labels = batch["query_labels"].to(device)
-            loss = F.cross_entropy(logits.float(), q_labels)
-            if aux is not None:
-                loss = loss + cfg.metric.aux_weight * F.cross_entropy(
-                    aux.float(), batch["global_labels"].to(device)
-                )
-            if not torch.isfinite(loss):
-                log.warning("episode %d: non-finite loss %s, skipped", g, float(loss.detach()))
-                continue
-            if opt is not None and loss.requires_grad:
-                (loss / n_update).backward()
-            window["loss"] += float(loss.detach())
-            window["correct"] += float((logits.argmax(-1) == q_labels).sum())
-            window["n"] += 1
-            window["queries"] += q_labels.numel()
-        if opt is not None:
-            if ddp.world > 1:
-                _all_reduce_grads(trainable)
-            opt.step()
+        lr = step(sess, items, u_start, u_end, window, on_episode)
         done = u_end
-        train_time += time.perf_counter() - t_update
+        sess.train_time += time.perf_counter() - t_update
         if bar is not None:
-            bar.update(n_update)
+            bar.update(u_end - u_start)
         if done // t.log_every > u_start // t.log_every or done == total:
-            stats = _window_stats(window, ddp)
-            if ddp.main and stats is not None:
-                loss_mean, acc, rate = stats
-                rows.append(
-                    {
-                        "episode": done,
-                        "loss": f"{loss_mean:.6f}",
-                        "accuracy": f"{acc:.4f}",
-                        "lr": f"{lr:.6g}",
-                        "episodes_per_s": f"{rate:.3f}",
-                    }
-                )
-                _write_log(log_path, rows)
-                if bar is not None:
-                    bar.set_postfix(loss=f"{loss_mean:.3f}", acc=f"{acc:.2f}")
-            window = {"loss": 0.0, "correct": 0.0, "n": 0, "queries": 0, "t0": time.perf_counter()}
+            log_window(sess, done, lr, window, bar)
+            window = new_window()
         ce = max(1, t.checkpoint_every)
         if done // ce > u_start // ce or done == total or done >= stop:
-            if ddp.main:
-                _save_checkpoint(ckpt_path, model, opt, done, train_time)
-            if ddp.world > 1:
-                dist.barrier()
+            checkpoint(sess, done)
     if bar is not None:
         bar.close()
 
     finished = done >= total
-    if finished and ddp.main:
-        from safetensors.torch import save_file
-
-        state = {k: v.detach().cpu().contiguous() for k, v in trainable_state(model).items()}
-        tmp = out / "model.safetensors.tmp"
-        save_file(state, str(tmp))
-        os.replace(tmp, out / "model.safetensors")
-        (out / "done").write_text(json.dumps({"episodes": done, "train_time_s": train_time}) + "\n")
-    return TrainResult(out, model, done, finished)
+    if finished:
+        finish(sess, done)
+    return TrainResult(sess.out, sess.model, done, finished)
 
 
 def _save_checkpoint(path, model, opt, episode, train_time):
@@ -483,13 +538,18 @@ def _window_stats(window: dict, ddp: Dist):
     return loss / n, correct / max(1, queries), rate
 
 
-def main(config: str | None, overrides: list[str], max_episodes: int | None = None) -> Path:
-    """CLI body: load the config, train, return the run directory."""
-    from d2st.config import load_config
+def count_classes(shards_dir: str | Path | None) -> int:
+    """Classes of a train shard folder (largest label index + 1), for ``metric.aux_classes``."""
+    return int(np.asarray(open_shards(shards_dir).labels).max()) + 1
 
+
+def main(config: str | None, overrides: list[str], max_episodes: int | None = None) -> Path:
+    """CLI body: resolve the spec, train, return the run directory."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    cfg = load_config(config, overrides)
-    result = train(cfg, max_episodes=max_episodes)
+    spec = load_config(
+        config, overrides, train_classes=lambda s: count_classes(s.data.train_shards)
+    )
+    result = train(spec, max_episodes=max_episodes)
     if dist.is_initialized():
         dist.destroy_process_group()
     return result.run_dir

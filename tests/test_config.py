@@ -1,23 +1,58 @@
-"""Run config: defaults, YAML + overrides, errors naming the key, presets from the official table."""
+"""Run spec: the one resolver, YAML + overrides, errors naming the key, official schedules."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
+from d2st.catalog import BACKBONES, SCHEDULES
 from d2st.config import (
-    OFFICIAL,
     ConfigError,
     RunConfig,
-    from_dict,
+    default_run_name,
     load_config,
     parse_override,
-    preset,
+    resolve,
+    schedule,
 )
+from d2st.models.backbones import TRUNKS
 
 
-def test_defaults_resolve_frames_and_crop_from_the_model():
-    cfg = load_config(None)
-    assert cfg.data.frames == cfg.model.frames and cfg.data.crop == cfg.model.image_size
+def test_resolve_fills_every_derived_value():
+    spec = resolve({"metric": {"aux_weight": 1.0}}, train_classes=lambda s: 64)
+    assert spec.run.name == default_run_name(spec) and spec.metric.aux_classes == 64
+    assert spec.dir.name == spec.run.name
+
+
+def test_resolve_is_idempotent_and_the_spec_is_frozen(tmp_path):
+    spec = resolve({"schedule": "hmdb51/resnet50"}, ["run.seed=3"], train_classes=31)
+    assert resolve(spec.to_dict()) == spec
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        spec.train.lr = 1.0
+
+
+def test_aux_head_without_a_class_count_is_an_error():
+    with pytest.raises(ConfigError, match="metric.aux_classes"):
+        resolve({"metric": {"aux_weight": 1.0}})
+
+
+def test_old_preset_key_names_its_new_name():
+    with pytest.raises(ConfigError, match="schedule"):
+        resolve({"preset": "hmdb51/resnet50"})
+
+
+def test_yaml_syntax_error_names_the_file(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("train:\n  lr: [1,\n")
+    with pytest.raises(ConfigError, match=str(path)):
+        load_config(path)
+
+
+def test_catalog_agrees_with_the_trunk_table():
+    assert set(BACKBONES) == set(TRUNKS)
+    for name, row in BACKBONES.items():
+        assert row.family == TRUNKS[name].family, name
 
 
 def test_yaml_and_overrides(tmp_path):
@@ -62,7 +97,7 @@ def test_unknown_key_is_named(override, key):
         ("metric.trx_cardinalities=[2, x]", r"metric.trx_cardinalities\[1\]"),
         ("eval.shots=5", "eval.shots"),
         ("model.backbone=resnet9000", "model.backbone"),
-        ("data.frames=4", "data.frames"),
+        ("data.frames=4", "data.frames"),  # T has one home: model.frames
     ],
 )
 def test_wrong_type_is_named(override, key):
@@ -71,7 +106,7 @@ def test_wrong_type_is_named(override, key):
 
 
 def test_resolved_config_round_trips(tmp_path):
-    cfg = load_config(None, ["preset=ssv2_small/resnet50", "metric.name=otam"])
+    cfg = load_config(None, ["schedule=ssv2_small/resnet50", "metric.name=otam"], train_classes=64)
     cfg.save(tmp_path / "config.yaml")
     again = load_config(tmp_path / "config.yaml")
     assert again == cfg and isinstance(again, RunConfig)
@@ -79,10 +114,10 @@ def test_resolved_config_round_trips(tmp_path):
 
 @pytest.mark.parametrize("family_backbone", ["resnet50", "vit_b16"])
 @pytest.mark.parametrize("dataset", ["ssv2_full", "ssv2_small", "kinetics100", "hmdb51", "ucf101"])
-def test_presets_follow_the_official_table(dataset, family_backbone, shared):
+def test_schedules_follow_the_official_table(dataset, family_backbone, shared):
     import pandas as pd
 
-    cfg = from_dict({"preset": f"{dataset}/{family_backbone}"})
+    cfg = resolve({"schedule": f"{dataset}/{family_backbone}"}, train_classes=64)
     t13 = pd.read_csv(shared / "paper" / "reported" / "table13.csv")
     name = "resnet50" if family_backbone == "resnet50" else "clip_vit_b16"
     rows = t13[(t13.backbone == name) & (t13.dataset == dataset)].set_index("hyperparameter").value
@@ -102,7 +137,7 @@ def test_aux_weights_match_the_official_configs():
     }
     order = ["ssv2_full", "ssv2_small", "kinetics100", "hmdb51", "ucf101"]
     for fam, weights in want.items():
-        assert [OFFICIAL[(fam, d)][5] for d in order] == weights
-    assert preset("hmdb51", "resnet18")["metric"]["aux_weight"] == 2.0
-    with pytest.raises(ConfigError, match="preset"):
-        preset("imagenet", "resnet50")
+        assert [SCHEDULES[(fam, d)].aux_weight for d in order] == weights
+    assert schedule("hmdb51", "resnet18")["metric"]["aux_weight"] == 2.0
+    with pytest.raises(ConfigError, match="schedule"):
+        schedule("imagenet", "resnet50")

@@ -37,9 +37,10 @@ def test_ci_matches_bernoulli_theory():
 @pytest.mark.parametrize("metric", ["bimhm"])
 def test_cached_equals_recomputed(trained, metric):
     tmp, run, test_dir = trained
-    cached = evaluate(run, test_dir, tmp / "c" / "eval.csv", shots=[1, 2], episodes=20, cache=True)
+    common = [f"data.test_shards={test_dir}", "eval.shots=[1,2]", "eval.episodes=20"]
+    cached = evaluate(run, tmp / "c" / "eval.csv", overrides=[*common, "eval.cache_features=true"])
     recomputed = evaluate(
-        run, test_dir, tmp / "r" / "eval.csv", shots=[1, 2], episodes=20, cache=False
+        run, tmp / "r" / "eval.csv", overrides=[*common, "eval.cache_features=false"]
     )
     assert list(cached.columns) == EVAL_COLUMNS
     pd.testing.assert_series_equal(cached.accuracy, recomputed.accuracy)
@@ -66,5 +67,29 @@ def test_cli_with_pairs_and_seed(trained):
     assert table.seed.tolist() == [3, 3] and table.way.tolist() == [3, 2]
     per_pair = pd.read_csv(out.parent / "reversed_pairs.csv")
     assert len(per_pair) == 2 and (per_pair.accuracy.between(0, 100)).all()
-    again = evaluate(run, test_dir, tmp / "cli2" / "eval.csv", shots=[1], episodes=20, seed=3)
+    again = evaluate(
+        run,
+        tmp / "cli2" / "eval.csv",
+        overrides=[
+            f"data.test_shards={test_dir}",
+            "eval.shots=[1]",
+            "eval.episodes=20",
+            "eval.seed=3",
+        ],
+    )
     assert again.accuracy.iloc[0] == table.accuracy.iloc[0]
+
+
+def test_evaluation_only_overrides_eval_settings(trained):
+    tmp, run, test_dir = trained
+    with pytest.raises(ValueError, match="train.lr"):
+        evaluate(run, tmp / "bad" / "eval.csv", overrides=["train.lr=1.0"])
+
+
+def test_zero_is_not_replaced_by_a_default(trained):
+    """eval.episodes=0 is a value, not 'unset': the spec keeps it (no `or default`)."""
+    from d2st.build import load_run
+
+    tmp, run, test_dir = trained
+    spec, _ = load_run(run, "cpu", ["eval.seed=0", "eval.pair_episodes=0"])
+    assert spec.eval.seed == 0 and spec.eval.pair_episodes == 0

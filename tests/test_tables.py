@@ -1,4 +1,4 @@
-"""The experiment matrix (d2st.tables.expand_matrix / run_config) and the table builder."""
+"""The experiment planner (d2st.plan: expand_matrix / run_dict) and the table builder."""
 
 from __future__ import annotations
 
@@ -10,14 +10,9 @@ import pytest
 import yaml
 
 from d2st.naming import run_name
-from d2st.tables import (
-    MatrixError,
-    build_table,
-    expand_matrix,
-    plot_table,
-    run_config,
-    to_markdown,
-)
+from d2st.plan import MatrixError, expand_matrix, run_dict
+from d2st.plots import plot_table
+from d2st.tables import build_table, to_markdown
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = {n: REPO / "workflow" / "config" / f"{n}.yaml" for n in ("default", "paper", "test")}
@@ -126,10 +121,8 @@ def test_every_run_config_is_a_valid_train_config(name):
     cfg = load(name)
     m = expand_matrix(cfg)
     for run in m.runs.values():
-        rc = run_config(
-            cfg, run, train_shards="tr", test_shards="te", weights="random", out_dir="o"
-        )
-        loaded = config_mod.from_dict(rc)
+        rc = run_dict(cfg, run, train_shards="tr", test_shards="te", weights="random", out_dir="o")
+        loaded = config_mod.resolve(rc, train_classes=64)
         assert loaded.run.name == run.name
         assert loaded.model.adapter == run.adapter and loaded.metric.name == run.metric
         assert loaded.model.frames == run.frames
@@ -137,13 +130,13 @@ def test_every_run_config_is_a_valid_train_config(name):
             assert loaded.train.episodes == 0
 
 
-def test_paper_presets_and_overrides_reach_the_run_config():
+def test_paper_schedule_and_overrides_reach_the_run_config():
     cfg = load("paper")
     m = expand_matrix(cfg)
     ratio = next(r for r in m.runs.values() if r.variant == "r0.125")
-    rc = run_config(cfg, ratio, train_shards="a", test_shards="b", weights="hub", out_dir="o")
+    rc = run_dict(cfg, ratio, train_shards="a", test_shards="b", weights="hub", out_dir="o")
     assert rc["model"]["bottleneck_ratio"] == 0.125
-    assert rc["preset"] == "ssv2_small/vit_b16"
+    assert rc["schedule"] == "ssv2_small/vit_b16"
 
 
 def test_build_table_joins_evals_and_reported():

@@ -15,14 +15,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from d2st.build import build_model
 from d2st.config import TrainCfg, load_config
 from d2st.data.episodes import EpisodeSampler
 from d2st.data.shards import ShardSet
 from d2st.data.transforms import eval_transform
-from d2st.train import build_model, lr_at, param_groups, train
+from d2st.train import lr_at, param_groups, train
 
 sys.path.insert(0, str(Path(__file__).parent))
-from fewshot_fixtures import make_dataset, tiny_overrides  # noqa: E402
+from fewshot_fixtures import FRAMES, make_dataset, tiny_overrides  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -77,9 +78,10 @@ def test_gradients_reach_exactly_the_trainable_parameters(tmp_path, data, adapte
             "metric.name": metric,
             "metric.trx_dim": 16,
             "metric.aux_weight": 1.0,
+            "metric.aux_classes": 8,
         },
     )
-    model = build_model(cfg, aux_classes=8)
+    model = build_model(cfg)
     model.train()
     g = torch.Generator().manual_seed(0)
     support, query = (
@@ -224,3 +226,41 @@ def test_non_finite_loss_skips_the_episode(tmp_path, data, monkeypatch, caplog):
         result = train(_cfg(tmp_path, data, **{"train.episodes": 8}), progress=False)
     assert "non-finite loss" in caplog.text
     assert all(torch.isfinite(v).all() for v in _weights(result.run_dir).values())
+
+
+@pytest.mark.parametrize(
+    "key, value, words",
+    [
+        ("model.frames", FRAMES // 2, [f"{FRAMES} frames", f"model.frames={FRAMES // 2}"]),
+        ("model.image_size", 64, ["px", "model.image_size=64"]),
+    ],
+)
+def test_shards_that_do_not_match_the_spec_stop_the_run(tmp_path, data, key, value, words):
+    """A 4-frame run on 8-frame shards would fold each clip into two videos: it must stop."""
+    from d2st.errors import SpecMismatch
+
+    spec = _cfg(tmp_path, data, **{key: value})
+    with pytest.raises(SpecMismatch) as e:
+        train(spec, progress=False)
+    for w in words:
+        assert w in str(e.value)
+    assert not (spec.dir / "checkpoint.pt").exists()
+
+
+def test_train_only_reads_its_spec(tmp_path, data):
+    spec = _cfg(tmp_path, data, **{"run.name": None, "train.episodes": 2})
+    before = spec.to_dict()
+    train(spec, progress=False)
+    assert spec.to_dict() == before
+
+
+def test_changed_config_trains_a_fresh_run(tmp_path, data):
+    """Editing a hyper-parameter never resumes a checkpoint made under the old one."""
+    first = train(_cfg(tmp_path, data, **{"run.name": "edit", "train.episodes": 4}), progress=False)
+    changed = _cfg(tmp_path, data, **{"run.name": "edit", "train.episodes": 4, "train.lr": 1e-4})
+    seen = []
+    second = train(changed, progress=False, on_episode=seen.append)
+    assert seen == [0, 1, 2, 3]  # trained from episode 0, not resumed
+    assert second.run_dir == first.run_dir
+    aside = list(tmp_path.glob("runs/edit.superseded-*"))
+    assert len(aside) == 1 and (aside[0] / "model.safetensors").exists()

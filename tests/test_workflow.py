@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from d2st.tables import expand_matrix
+from d2st.plan import expand_matrix
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"

@@ -35,14 +35,9 @@ def main(args: argparse.Namespace) -> int:
     import pandas as pd
     import yaml
 
-    from d2st.tables import (
-        MatrixError,
-        build_table,
-        expand_matrix,
-        plot_table,
-        to_markdown,
-        trained_episodes,
-    )
+    from d2st.plan import MatrixError, expand_matrix
+    from d2st.plots import plot_table
+    from d2st.tables import build_table, to_markdown, trained_episodes
 
     config = yaml.safe_load(args.config.read_text())
     tables = config.get("tables", {})

@@ -11,7 +11,8 @@ REPO = Path(workflow.main_snakefile).resolve().parent
 if str(REPO) not in sys.path:  # the library, also when it is not pip-installed
     sys.path.insert(0, str(REPO))
 
-from d2st.tables import MatrixError, expand_matrix  # noqa: E402
+from d2st.catalog import EVALS_DIR, RUNS_DIR  # noqa: E402
+from d2st.plan import MatrixError, expand_matrix  # noqa: E402
 
 
 def _d2st_command():
@@ -134,7 +135,7 @@ def weights_of(run):
 
 
 def eval_csv(run):
-    return f"results/evals/{run}/eval.csv"
+    return f"{EVALS_DIR}/{run}/eval.csv"
 
 
 def table_outputs(table):
@@ -208,30 +209,45 @@ def run_inputs(wc):
     return inputs
 
 
-def resolved_run_config(name):
-    from d2st.tables import run_config
+def run_dict(name):
+    """The run's settings before resolution (d2st.plan.run_dict); rule run_config resolves them."""
+    from d2st.plan import run_dict as plan_run_dict
 
     run = RUNS[name]
-    return run_config(
+    return plan_run_dict(
         config,
         run,
         train_shards=shard_dir(run.dataset, "train", run.frames),
         test_shards=shard_dir(run.dataset, "test", run.frames),
         weights=weights_of(run)[0],
-        out_dir="results/runs",
+        out_dir=RUNS_DIR,
     )
 
 
 def eval_inputs(wc):
     run = RUNS[wc.run]
     inputs = {
-        "done": f"results/runs/{wc.run}/done",
+        "done": f"{RUNS_DIR}/{wc.run}/done",
         "test": manifest(run.dataset, "test", run.frames),
         "split": f"{SPLITS}/{run.dataset}/test.csv",  # class names for per_class.csv and pairs
     }
     if config["datasets"][run.dataset].get("pairs"):
         inputs["pairs"] = f"{synth_dir(run.dataset)}/pairs.csv"
     return inputs
+
+
+def eval_overrides(name, test_manifest):
+    """`d2st evaluate` overrides of a run's eval section: shards, shots, episodes, seed."""
+    run = RUNS[name]
+    by_metric = config["eval"].get("episodes_by_metric", {})
+    episodes = by_metric.get(run.metric, config["eval"]["episodes"])
+    shots = ",".join(map(str, MATRIX.eval_shots[name]))
+    return [
+        f"data.test_shards={Path(test_manifest).parent}",
+        f"eval.shots=[{shots}]",
+        f"eval.episodes={episodes}",
+        f"eval.seed={config['eval']['seed']}",
+    ]
 
 
 def table_runs(table):
@@ -249,4 +265,4 @@ def table_inputs(wc):
 def per_class_inputs(wc):
     runs = table_runs(wc.table)
     bimhm = [r for r in runs if RUNS[r].metric == "bimhm"]
-    return [f"results/evals/{r}/per_class.csv" for r in (bimhm or runs)]
+    return [f"{EVALS_DIR}/{r}/per_class.csv" for r in (bimhm or runs)]

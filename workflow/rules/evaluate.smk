@@ -5,8 +5,8 @@ rule evaluate:
     input:
         unpack(eval_inputs),
     output:
-        eval="results/evals/{run}/eval.csv",
-        per_class="results/evals/{run}/per_class.csv",
+        eval=f"{EVALS_DIR}/{{run}}/eval.csv",
+        per_class=f"{EVALS_DIR}/{{run}}/per_class.csv",
     log:
         "logs/evaluate/{run}.log",
     conda:
@@ -18,18 +18,12 @@ rule evaluate:
         gpu=RES["gpu"],
     params:
         d2st=D2ST,
-        run_dir=lambda wc: f"results/runs/{wc.run}",
-        shards=lambda wc, input: str(Path(input.test).parent),
-        shots=lambda wc: " ".join(map(str, MATRIX.eval_shots[wc.run])),
-        episodes=lambda wc: config["eval"]["episodes_by_metric"].get(
-            RUNS[wc.run].metric, config["eval"]["episodes"]
-        ),
-        seed=config["eval"]["seed"],
+        run_dir=lambda wc: f"{RUNS_DIR}/{wc.run}",
+        # the workflow's evaluation settings, as overrides of the run spec's eval section
+        overrides=lambda wc, input: " ".join(eval_overrides(wc.run, input.test)),
         pairs=lambda wc, input: (
             f"--pairs {input.pairs}" if "pairs" in input.keys() else ""
         ),
     shell:
-        "{params.d2st} evaluate --run {params.run_dir} --shards {params.shards} --shots {params.shots} "
-        "--episodes {params.episodes} --seed {params.seed} --split {input.split} {params.pairs} "
-        "--out {output.eval} "
-        "> {log} 2>&1"
+        "{params.d2st} evaluate --run {params.run_dir} --split {input.split} {params.pairs} "
+        "--out {output.eval} {params.overrides} > {log} 2>&1"

@@ -2,6 +2,9 @@
 
 
 rule run_config:
+    input:
+        # the train classes size the auxiliary head (metric.aux_classes) when it is on
+        train=lambda wc: run_inputs(wc)["train"],
     output:
         "results/configs/{run}.yaml",
     log:
@@ -9,9 +12,9 @@ rule run_config:
     conda:
         CONDA_ENV
     params:
-        # the resolved config is a param: editing the matrix or hparams re-runs exactly the
-        # affected runs (Snakemake's params rerun trigger)
-        cfg=lambda wc: resolved_run_config(wc.run),
+        # the run's settings are a param: editing the matrix or hparams re-runs exactly the
+        # affected runs (Snakemake's params rerun trigger); the script resolves them once
+        cfg=lambda wc: run_dict(wc.run),
     script:
         "../scripts/write_run_config.py"
 
@@ -21,8 +24,8 @@ rule train:
         unpack(run_inputs),
         config="results/configs/{run}.yaml",
     output:
-        model="results/runs/{run}/model.safetensors",
-        done="results/runs/{run}/done",
+        model=f"{RUNS_DIR}/{{run}}/model.safetensors",
+        done=f"{RUNS_DIR}/{{run}}/done",
     log:
         "logs/train/{run}.log",
     conda:

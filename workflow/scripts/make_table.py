@@ -9,12 +9,14 @@ snakemake = globals()["snakemake"]  # injected by Snakemake's script directive
 
 with open(snakemake.log[0], "w") as log:
     sys.stderr = log
-    from d2st.tables import build_table, plot_table, to_markdown, trained_episodes
+    from d2st.catalog import RUNS_DIR
+    from d2st.plots import plot_table
+    from d2st.tables import build_table, to_markdown, trained_episodes
 
     p = snakemake.params
     evals = pd.concat([pd.read_csv(f) for f in snakemake.input.evals], ignore_index=True)
     reported = pd.read_csv(snakemake.input.reported) if snakemake.input.get("reported") else None
-    episodes = trained_episodes({r.run: f"results/runs/{r.run}" for r in p.rows})
+    episodes = trained_episodes({r.run: f"{RUNS_DIR}/{r.run}" for r in p.rows})
     df = build_table(p.rows, evals, reported, kind=p.kind, train_episodes=episodes)
     out = Path(snakemake.output.csv)
     df.to_csv(out, index=False)
