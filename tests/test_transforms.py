@@ -76,3 +76,71 @@ def test_centre_crop_rejects_small_frames():
 
     with pytest.raises(ValueError, match="smaller"):
         centre_crop(torch.zeros(1, 3, 4, 4), 8)
+
+
+# --------------------------------------------------------------------------- issue 13 options
+
+
+def test_crop_offsets_span_theirs_and_ours():
+    """Theirs: int(uniform(0, H - c)) -> 0..H-c-1 (0..31 for 256 -> 224); ours: 0..H-c."""
+    from d2st.data.transforms import crop_offset
+
+    g = torch.Generator().manual_seed(5)
+    seen = {r: {crop_offset(12, 8, g, r) for _ in range(400)} for r in ("exclusive", "inclusive")}
+    assert seen == {"exclusive": set(range(4)), "inclusive": set(range(5))}
+    g = torch.Generator().manual_seed(6)
+    assert max(crop_offset(256, 224, g) for _ in range(2000)) == 31
+    assert crop_offset(8, 8, g, "exclusive") == 0 == crop_offset(8, 8, g, "inclusive")
+
+
+def test_train_crop_default_never_uses_the_last_offset():
+    clips = _clips(B=40, T=2, H=10, W=10)
+    out = _unnormalise(train_transform(clips, 8, MEAN, STD, torch.Generator().manual_seed(7)))
+    where = {_locate(out[b], clips[b], 8)[:2] for b in range(40)}
+    assert where <= {(t, x) for t in range(2) for x in range(2)} and len(where) > 1
+
+
+def _jitter_by_hand(clip, seed, gray_first):
+    """ColorJitter with their draw order, written out: factors, op order, grayscale coin."""
+    import torchvision.transforms.v2.functional as TF
+
+    g = torch.Generator().manual_seed(seed)
+    u = lambda lo, hi: float(lo + (hi - lo) * torch.rand((), generator=g))  # noqa: E731
+    f = [u(0.5, 1.5), u(0.5, 1.5), u(0.5, 1.5), u(-0.25, 0.25)]
+    perm = torch.randperm(4, generator=g).tolist()
+    gray = float(torch.rand((), generator=g)) < 0.3
+    fns = [TF.adjust_brightness, TF.adjust_contrast, TF.adjust_saturation, TF.adjust_hue]
+    ops = [lambda x, i=i: fns[i](x, f[i]) for i in perm]
+    g_op = [lambda x: TF.rgb_to_grayscale(x, num_output_channels=3)] if gray else []
+    for op in (g_op + ops) if gray_first else (ops + g_op):
+        clip = op(clip)
+    return clip, gray
+
+
+def test_jitter_order_grayscale_first_or_last():
+    from d2st.data.transforms import colour_jitter
+
+    clip = _clips(B=1, T=2, seed=8)[0].permute(0, 3, 1, 2).float() / 255  # (T, 3, H, W)
+    grays = 0
+    for seed in range(12):
+        for order, first in (("gray_first", True), ("gray_last", False)):
+            got = colour_jitter(clip, torch.Generator().manual_seed(seed), order)
+            want, gray = _jitter_by_hand(clip, seed, first)
+            torch.testing.assert_close(got, want)
+        if gray:
+            grays += 1
+            a = colour_jitter(clip, torch.Generator().manual_seed(seed), "gray_first")
+            b = colour_jitter(clip, torch.Generator().manual_seed(seed), "gray_last")
+            assert not torch.allclose(a, b, atol=1e-3)
+    assert grays > 0
+
+
+def test_bad_option_names_are_reported():
+    import pytest
+
+    from d2st.data.transforms import colour_jitter, crop_offset
+
+    with pytest.raises(ValueError, match="data.jitter_order"):
+        colour_jitter(torch.zeros(1, 3, 4, 4), torch.Generator(), "never")
+    with pytest.raises(ValueError, match="data.crop_range"):
+        crop_offset(10, 8, torch.Generator(), "wide")

@@ -1,15 +1,26 @@
 """Clip augmentation as batched tensor ops: uint8 (B, T, H, W, 3) -> float (B, T, 3, crop, crop).
 
-Shards store frames at the resize size (256 x 256 for real data, official_impl.md §6), so:
+Shards store frames at the resize size (256 x 256 for real data, as the authors resize), so:
 
 - train: a random crop per clip (the same window for every frame of the clip); queries may also get
-  a horizontal flip (p = 0.5) and colour jitter (brightness, contrast, saturation factors in
-  [0.5, 1.5], hue shift in [-0.25, 0.25], applied in random order, then grayscale with p = 0.3),
-  drawn once per clip and applied to all its frames. This is the official SUPPORT_QUERY_DIFF
+  a horizontal flip (p = 0.5) and colour jitter (grayscale with p = 0.3, then brightness, contrast,
+  saturation factors in [0.5, 1.5] and a hue shift in [-0.25, 0.25] in random order), drawn once
+  per clip and applied to all its frames. This is the official SUPPORT_QUERY_DIFF
   pipeline; supports get only the crop. ``flip`` is explicit because the paper says "no flip on
   SSv2" while the code flips queries on every dataset (``data.flip: queries`` official, ``none``
   paper).
 - test: the centre crop, deterministic (so per-video features can be cached exactly).
+
+Two details follow the authors' code (``qizhongtan/D2ST-Adapter``,
+``datasets/utils/transformations.py``) by default, with our earlier behaviour as an option:
+
+- ``jitter_order`` (:data:`JITTER_ORDERS`): ``gray_first`` (theirs: ``GRAY_FIRST: true`` puts the
+  grayscale op before the shuffled jitter ops) or ``gray_last`` (ours before issue 13);
+- ``crop_range`` (:data:`CROP_RANGES`): ``exclusive`` (theirs: ``int(random.uniform(0, H - c))``,
+  offsets 0..H-c-1, i.e. 0..31 for 256 -> 224) or ``inclusive`` (ours before: 0..H-c, 0..32).
+
+The random draws are the same under every option (four factors, the op order, the grayscale
+draw, then the next clip), so switching an option changes only what it names.
 
 Both end with ``(x / 255 - mean) / std`` using the encoder's mean/std (RGB).
 All randomness comes from an explicit ``torch.Generator`` so an episode's augmentation is a pure
@@ -25,6 +36,11 @@ import torchvision.transforms.v2.functional as TF
 from einops import rearrange
 
 JITTER = {"brightness": 0.5, "contrast": 0.5, "saturation": 0.5, "hue": 0.25, "grayscale_p": 0.3}
+JITTER_ORDERS = ("gray_first", "gray_last")  # grayscale before the jitter ops (theirs) | after
+CROP_RANGES = {  # offset upper bound (exclusive) of a random crop of side c from side H
+    "exclusive": lambda H, c: max(1, H - c),  # theirs: int(uniform(0, H - c)) -> 0..H-c-1
+    "inclusive": lambda H, c: H - c + 1,  # ours before issue 13: 0..H-c
+}
 
 NORMALIZE = {
     "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
@@ -63,13 +79,22 @@ def _uniform(generator: torch.Generator, low: float, high: float) -> float:
     return float(low + (high - low) * torch.rand((), generator=generator))
 
 
-def colour_jitter(clip: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+def colour_jitter(
+    clip: torch.Tensor, generator: torch.Generator, order: str = "gray_first"
+) -> torch.Tensor:
     """ColorJitter(0.5, 0.5, 0.5, 0.25) + RandomGrayscale(0.3) with one draw for the whole clip.
+
+    Draws, in this order: brightness, contrast, saturation, hue factors; a permutation of the
+    four ops; the grayscale coin (p = 0.3). ``order`` places grayscale before the four ops
+    (``gray_first``, theirs) or after them (``gray_last``).
 
     Args:
         clip: (T, 3, H, W) in [0, 1].
         generator: the source of randomness.
+        order: one of :data:`JITTER_ORDERS`.
     """
+    if order not in JITTER_ORDERS:
+        raise ValueError(f"data.jitter_order: unknown {order!r}; allowed: {list(JITTER_ORDERS)}")
     ops = {
         0: lambda x, f: TF.adjust_brightness(x, f),
         1: lambda x, f: TF.adjust_contrast(x, f),
@@ -83,11 +108,22 @@ def colour_jitter(clip: torch.Tensor, generator: torch.Generator) -> torch.Tenso
         _uniform(generator, 1 - s, 1 + s),
         _uniform(generator, -h, h),
     ]
-    for i in torch.randperm(4, generator=generator).tolist():
+    perm = torch.randperm(4, generator=generator).tolist()
+    gray = float(torch.rand((), generator=generator)) < JITTER["grayscale_p"]
+    if gray and order == "gray_first":
+        clip = TF.rgb_to_grayscale(clip, num_output_channels=3)
+    for i in perm:
         clip = ops[i](clip, factors[i])
-    if float(torch.rand((), generator=generator)) < JITTER["grayscale_p"]:
+    if gray and order == "gray_last":
         clip = TF.rgb_to_grayscale(clip, num_output_channels=3)
     return clip
+
+
+def crop_offset(size: int, crop: int, generator: torch.Generator, crop_range="exclusive") -> int:
+    """One random crop offset along an axis of ``size`` (see :data:`CROP_RANGES`)."""
+    if crop_range not in CROP_RANGES:
+        raise ValueError(f"data.crop_range: unknown {crop_range!r}; allowed: {list(CROP_RANGES)}")
+    return int(torch.randint(0, CROP_RANGES[crop_range](size, crop), (), generator=generator))
 
 
 def train_transform(
@@ -98,6 +134,8 @@ def train_transform(
     generator: torch.Generator,
     flip: bool = False,
     jitter: bool = False,
+    jitter_order: str = "gray_first",
+    crop_range: str = "exclusive",
 ) -> torch.Tensor:
     """Training view: per-clip random crop (+ flip, + colour jitter), consistent across frames.
 
@@ -108,6 +146,8 @@ def train_transform(
         generator: all randomness (crop offsets, flip, jitter factors) comes from it.
         flip: horizontal flip with p = 0.5 per clip (official: queries only).
         jitter: colour jitter per clip (official: queries only).
+        jitter_order: grayscale before (theirs) or after the jitter ops, :data:`JITTER_ORDERS`.
+        crop_range: crop offsets 0..H-c-1 (theirs) or 0..H-c, :data:`CROP_RANGES`.
 
     Returns:
         float (B, T, 3, crop, crop).
@@ -118,12 +158,12 @@ def train_transform(
         raise ValueError(f"frames {H}x{W} are smaller than the crop {crop}")
     out = []
     for b in range(B):
-        top = int(torch.randint(0, H - crop + 1, (), generator=generator))
-        left = int(torch.randint(0, W - crop + 1, (), generator=generator))
+        top = crop_offset(H, crop, generator, crop_range)
+        left = crop_offset(W, crop, generator, crop_range)
         clip = x[b, :, :, top : top + crop, left : left + crop]  # (T, 3, crop, crop)
         if flip and float(torch.rand((), generator=generator)) < 0.5:
             clip = clip.flip(-1)
         if jitter:
-            clip = colour_jitter(clip, generator)
+            clip = colour_jitter(clip, generator, jitter_order)
         out.append(clip)
     return normalise(torch.stack(out), mean, std)
