@@ -55,6 +55,12 @@ class DataCfg:
     )
     color_jitter: bool = True  # official colour jitter on training queries (SUPPORT_QUERY_DIFF)
     normalize: Literal["encoder", "imagenet", "clip", "none"] = "encoder"  # mean/std source
+    jitter_order: Literal["gray_first", "gray_last"] = "gray_first"  # theirs | ours before
+    crop_range: Literal["exclusive", "inclusive"] = (
+        "exclusive"  # offsets 0..H-c-1 (theirs) | 0..H-c
+    )
+    frame_rule: Literal["official", "uniform", "kinetics100"] = "official"  # decode-time indices
+    frames_per_segment: int = 1  # F candidates stored per segment; F > 1: random one at training
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,11 @@ class TrainCfg:
     checkpoint_every: int = 200  # episodes between checkpoints (rounded up to whole updates)
     device: str = "auto"  # auto -> cuda if available (per local rank) else cpu
     workers: int = 0  # DataLoader workers preparing episodes (0 = in the main process)
+    update_mode: Literal["official", "distinct"] = "official"  # their 2-GPU run | A distinct eps
+    leftover: Literal["drop", "partial"] = "drop"  # draws after the last full update (theirs: drop)
+    lr_timing: Literal["last", "start"] = "last"  # lr of the update's last iteration (theirs)
+    decay_rule: Literal["official", "all_norms"] = "official"  # exemption by name (theirs)
+    nan_policy: Literal["official", "skip"] = "official"  # a NaN wipes the window so far (theirs)
 
 
 @dataclass(frozen=True)
@@ -101,6 +112,7 @@ class EvalCfg:
     cache_features: bool = True  # encode every test video once; exact (test view deterministic)
     batch_episodes: int = 200  # episodes matched at once on cached features
     pair_episodes: int = 1000  # binary episodes per time-reversed class pair (--pairs)
+    frame_choice: Literal["official", "random", "centre"] = "centre"  # F > 1: which stored frame
 
 
 @dataclass(frozen=True)

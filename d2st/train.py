@@ -37,10 +37,11 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from torch import nn
 
+from d2st import recipe
 from d2st.build import build_model, check_shards, mean_std, resolve_device
 from d2st.config import RunConfig, load_config
+from d2st.data import sampling
 from d2st.data.episodes import EpisodeSampler
 from d2st.data.transforms import train_transform
 from d2st.models.fewshot import FewShotModel, load_trainable_state, trainable_state
@@ -49,44 +50,9 @@ log = logging.getLogger("d2st.train")
 
 AUGMENT, DROPOUT = 1, 2  # stream ids for EpisodeSampler.stream_seed
 LOG_COLUMNS = ("episode", "loss", "accuracy", "lr", "episodes_per_s")
-NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
 
 
 # --------------------------------------------------------------------------- building blocks
-
-
-def lr_at(episode: int, t) -> float:
-    """Learning rate for an update starting at global ``episode`` (``t``: a TrainCfg)."""
-
-    def scheduled(e: int) -> float:
-        frac = e / max(1, t.episodes)
-        k = max([i for i, m in enumerate(t.lr_milestones) if m <= frac] or [0])
-        return t.lr * t.lr_factors[k]
-
-    if episode < t.warmup_episodes:
-        end = scheduled(t.warmup_episodes)
-        return t.warmup_start_lr + (end - t.warmup_start_lr) * episode / t.warmup_episodes
-    return scheduled(episode)
-
-
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Trainable parameters split into decayed and exempt (norm layers, names with bn/norm)."""
-    exempt_ids = {
-        id(p)
-        for m in model.modules()
-        if isinstance(m, NORM_TYPES)
-        for p in m.parameters(recurse=False)
-    }
-    decay, exempt = [], []
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        is_norm = id(p) in exempt_ids or "bn" in name or "norm" in name
-        (exempt if is_norm else decay).append(p)
-    groups = [{"params": decay, "weight_decay": weight_decay}]
-    if exempt:
-        groups.append({"params": exempt, "weight_decay": 0.0})
-    return [g for g in groups if g["params"]]
 
 
 def open_shards(path):
@@ -97,31 +63,56 @@ def open_shards(path):
     return ShardSet(path)
 
 
+@dataclass(frozen=True)
+class View:
+    """The training view of a clip (plain settings; flip and jitter apply to queries only)."""
+
+    crop: int
+    mean: tuple
+    std: tuple
+    flip: bool
+    jitter: bool
+    jitter_order: str = "gray_first"
+    crop_range: str = "exclusive"
+    frames: int = 8  # T used by the model
+    frames_per_segment: int = 1  # F stored per segment: a random one of them per segment
+    frame_rule: str = "uniform"
+
+
 class EpisodeClips(torch.utils.data.Dataset):
     """Augmented clips of the global episodes ``indices`` (one item = one episode).
 
     Args:
-        shards: a ShardSet (``.get_many(idx)`` -> uint8 (n, T, H, W, 3)).
+        shards: a ShardSet (``.get_many(idx)`` -> uint8 (n, T*F, H, W, 3)).
         sampler: the run's EpisodeSampler.
         indices: global episode indices in the order they are trained.
-        crop, mean, std, flip, jitter: transform settings (flip/jitter apply to queries only).
+        view: a :class:`View`.
     """
 
-    def __init__(self, shards, sampler, indices, crop, mean, std, flip, jitter):
-        self.shards, self.sampler, self.indices = shards, sampler, list(indices)
-        self.crop, self.mean, self.std, self.flip, self.jitter = crop, mean, std, flip, jitter
+    def __init__(self, shards, sampler, indices, view: View):
+        self.shards, self.sampler, self.indices, self.view = shards, sampler, list(indices), view
 
     def __len__(self):
         return len(self.indices)
 
+    def _clips(self, idx, gen) -> torch.Tensor:
+        v = self.view
+        clips = torch.from_numpy(np.ascontiguousarray(self.shards.get_many(idx)))
+        if v.frames_per_segment > 1:  # (B, T*F, H, W, 3) -> (B, T, H, W, 3): temporal jitter
+            pos = sampling.train_choice(
+                len(clips), v.frames, v.frames_per_segment, gen, v.frame_rule
+            )
+            clips = sampling.pick_frames(clips, pos)
+        return clips
+
     def __getitem__(self, i):
-        g = self.indices[i]
+        g, v = self.indices[i], self.view
         ep = self.sampler.episode(g)
         gen = torch.Generator().manual_seed(self.sampler.stream_seed(g, AUGMENT))
-        support = torch.from_numpy(np.ascontiguousarray(self.shards.get_many(ep.support)))
-        query = torch.from_numpy(np.ascontiguousarray(self.shards.get_many(ep.query)))
-        s = train_transform(support, self.crop, self.mean, self.std, gen)
-        q = train_transform(query, self.crop, self.mean, self.std, gen, self.flip, self.jitter)
+        support, query = self._clips(ep.support, gen), self._clips(ep.query, gen)
+        opts = {"jitter_order": v.jitter_order, "crop_range": v.crop_range}
+        s = train_transform(support, v.crop, v.mean, v.std, gen, **opts)
+        q = train_transform(query, v.crop, v.mean, v.std, gen, v.flip, v.jitter, **opts)
         return {
             "index": g,
             "support": s,
@@ -224,7 +215,8 @@ class Session:
     trainable: list[torch.Tensor]
     sampler: EpisodeSampler
     out: Path
-    start: int = 0
+    start: int = 0  # schedule draws done (the episode counter of logs and checkpoints)
+    update: int = 0  # optimiser updates done
     train_time: float = 0.0
     rows: list[dict] = field(default_factory=list)
 
@@ -286,7 +278,7 @@ def setup(spec: RunConfig, train_set=None) -> Session:
         )
     out = spec.dir
     model = build_model(spec).to(device)
-    groups = param_groups(model, t.weight_decay)
+    groups = recipe.param_groups(model, t.weight_decay, t.decay_rule)
     opt = torch.optim.Adam(groups, lr=t.warmup_start_lr, betas=(0.9, 0.999)) if groups else None
     trainable = [p for g in groups for p in g["params"]]
     sampler = EpisodeSampler(labels, t.way, t.shot, t.query, seed=spec.run.seed)
@@ -306,6 +298,7 @@ def resume(sess: Session) -> None:
             sess.opt.load_state_dict(ckpt["optimizer"])
         set_rng_state(ckpt["rng"])
         sess.start, sess.train_time = int(ckpt["episode"]), float(ckpt["train_time_s"])
+        sess.update = int(ckpt["update"])
         sess.rows = _read_log(sess.log_path, sess.start) if sess.ddp.main else []
         log.info("resuming %s at episode %d", sess.out, sess.start)
     elif sess.ddp.world > 1:
@@ -314,21 +307,53 @@ def resume(sess: Session) -> None:
                 dist.broadcast(p.data, 0)
 
 
-def episode_stream(sess: Session):
-    """Iterator over this rank's augmented episodes from ``sess.start`` on (a DataLoader)."""
+def run_recipe(spec: RunConfig) -> recipe.Recipe:
+    """The effective update recipe of a spec (what ``d2st train`` logs at start)."""
+    t, d = spec.train, spec.data
+    rule = sampling.official_rule(d.dataset) if d.frame_rule == "official" else d.frame_rule
+    return recipe.Recipe(
+        recipe.Schedule.from_train(t),
+        update_mode=t.update_mode,
+        accumulate=t.accumulate,
+        leftover=t.leftover,
+        lr_timing=t.lr_timing,
+        weight_decay=t.weight_decay,
+        decay_rule=t.decay_rule,
+        nan_policy=t.nan_policy,
+        jitter_order=d.jitter_order,
+        crop_range=d.crop_range,
+        frame_rule=rule,
+        frames_per_segment=d.frames_per_segment,
+        test_frame_choice=spec.eval.frame_choice,
+    )
+
+
+def windows_from(sess: Session) -> list[recipe.UpdateWindow]:
+    """The update windows still to train (a pure function of the spec and the update counter)."""
+    t = sess.spec.train
+    return list(
+        recipe.update_windows(t.episodes, t.accumulate, t.update_mode, t.leftover, sess.update)
+    )
+
+
+def episode_stream(sess: Session, windows: list[recipe.UpdateWindow]):
+    """Iterator over this rank's augmented episodes of ``windows`` (a DataLoader)."""
     spec, ddp = sess.spec, sess.ddp
     mean, std = mean_std(spec, sess.model.encoder)
-    mine = [g for g in range(sess.start, spec.train.episodes) if g % ddp.world == ddp.rank]
-    data = EpisodeClips(
-        sess.shards,
-        sess.sampler,
-        mine,
+    mine = [g for w in windows for g in w.episodes if g % ddp.world == ddp.rank]
+    view = View(
         spec.model.image_size,
-        mean,
-        std,
+        tuple(mean),
+        tuple(std),
         spec.data.flip == "queries",
         spec.data.color_jitter,
+        spec.data.jitter_order,
+        spec.data.crop_range,
+        spec.model.frames,
+        spec.data.frames_per_segment,
+        run_recipe(spec).frame_rule,
     )
+    data = EpisodeClips(sess.shards, sess.sampler, mine, view)
     loader = torch.utils.data.DataLoader(
         data,
         batch_size=None,
@@ -343,22 +368,23 @@ def new_window() -> dict:
     return {"loss": 0.0, "correct": 0.0, "n": 0, "queries": 0, "t0": time.perf_counter()}
 
 
-def step(sess: Session, items, u_start: int, u_end: int, window: dict, on_episode=None) -> float:
-    """One optimiser update over global episodes ``[u_start, u_end)``; returns its lr.
+def step(sess: Session, items, w: recipe.UpdateWindow, window: dict, on_episode=None) -> float:
+    """One optimiser update over the episodes of window ``w``; returns its lr.
 
-    Each episode's loss (Eq. 5 CE + ``aux_weight`` x auxiliary CE) is divided by the update's
-    episode count, so the summed gradient is the mean episode gradient; a non-finite loss skips
-    its episode.
+    Each episode's loss (Eq. 5 CE + ``aux_weight`` x auxiliary CE) is scaled by the window's
+    loss scale (official: 1/2 summed, their 2-GPU run; distinct: 1/count, a mean); a non-finite
+    loss is handled by ``train.nan_policy`` (:class:`d2st.recipe.NanGuard`).
     """
     spec, ddp, device, model, opt = sess.spec, sess.ddp, sess.device, sess.model, sess.opt
-    n_update = u_end - u_start
-    lr = lr_at(u_start, spec.train)
+    t = spec.train
+    lr = recipe.update_lr(w, recipe.Schedule.from_train(t), t.lr_timing)
     if opt is not None:
         for g in opt.param_groups:
             g["lr"] = lr
         opt.zero_grad(set_to_none=True)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=spec.train.amp == "bf16")
-    for g in range(u_start, u_end):
+    guard = recipe.NanGuard(t.nan_policy, w.count)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=t.amp == "bf16")
+    for pos, g in enumerate(w.episodes):
         if g % ddp.world != ddp.rank:
             continue
         batch = next(items)
@@ -378,16 +404,20 @@ def step(sess: Session, items, u_start: int, u_end: int, window: dict, on_episod
             loss = loss + spec.metric.aux_weight * F.cross_entropy(
                 aux.float(), batch["global_labels"].to(device)
             )
-        if not torch.isfinite(loss):
-            log.warning("episode %d: non-finite loss %s, skipped", g, float(loss.detach()))
+        action = guard.see(pos, bool(torch.isfinite(loss)))
+        if action != "backward":
+            log.warning("episode %d: non-finite loss %s (%s)", g, float(loss.detach()), action)
+            if action == "wipe" and opt is not None:
+                opt.zero_grad(set_to_none=True)
             continue
         if opt is not None and loss.requires_grad:
-            (loss / n_update).backward()
+            scaled = loss / w.count if t.update_mode == "distinct" else loss * w.loss_scale
+            scaled.backward()
         window["loss"] += float(loss.detach())
         window["correct"] += float((logits.argmax(-1) == q_labels).sum())
         window["n"] += 1
         window["queries"] += q_labels.numel()
-    if opt is not None:
+    if opt is not None and guard.step:
         if ddp.world > 1:
             _all_reduce_grads(sess.trainable)
         opt.step()
@@ -417,7 +447,7 @@ def log_window(sess: Session, done: int, lr: float, window: dict, bar=None) -> N
 def checkpoint(sess: Session, done: int) -> None:
     """Replace ``checkpoint.pt`` atomically (rank 0), then wait for every rank."""
     if sess.ddp.main:
-        _save_checkpoint(sess.ckpt_path, sess.model, sess.opt, done, sess.train_time)
+        _save_checkpoint(sess.ckpt_path, sess.model, sess.opt, done, sess.update, sess.train_time)
     if sess.ddp.world > 1:
         dist.barrier()
 
@@ -432,7 +462,7 @@ def finish(sess: Session, done: int) -> None:
     tmp = sess.out / "model.safetensors.tmp"
     save_file(state, str(tmp))
     os.replace(tmp, sess.out / "model.safetensors")
-    marker = {"episodes": done, "train_time_s": sess.train_time}
+    marker = {"episodes": done, "updates": sess.update, "train_time_s": sess.train_time}
     (sess.out / "done").write_text(json.dumps(marker) + "\n")
 
 
@@ -460,9 +490,13 @@ def train(
     sess = setup(spec, train_set)
     resume(sess)
     t = spec.train
-    total, A = t.episodes, t.accumulate
+    if sess.ddp.main:
+        for line in recipe.describe(run_recipe(spec), recipe.decay_split(sess.model, t.decay_rule)):
+            log.info("recipe: %s", line)
+    total = t.episodes
     stop = total if max_episodes is None else min(total, max_episodes)
-    items = episode_stream(sess)
+    windows = windows_from(sess)
+    items = episode_stream(sess, windows)
     bar = None
     if progress and sess.ddp.main:
         from tqdm import tqdm
@@ -474,36 +508,40 @@ def train(
     sess.model.train()
     window = new_window()
     done = sess.start
-    while done < stop:
-        u_start, u_end = done, min(done + A, total)
+    ce = max(1, t.checkpoint_every)
+    for w in windows:
+        if done >= stop:
+            break
+        last = w is windows[-1]
         t_update = time.perf_counter()
-        lr = step(sess, items, u_start, u_end, window, on_episode)
-        done = u_end
+        lr = step(sess, items, w, window, on_episode)
+        done, sess.update = w.draw_end, w.index + 1
         sess.train_time += time.perf_counter() - t_update
         if bar is not None:
-            bar.update(u_end - u_start)
-        if done // t.log_every > u_start // t.log_every or done == total:
+            bar.update(w.draw_end - w.draw_start)
+        if done // t.log_every > w.draw_start // t.log_every or last:
             log_window(sess, done, lr, window, bar)
             window = new_window()
-        ce = max(1, t.checkpoint_every)
-        if done // ce > u_start // ce or done == total or done >= stop:
+        if done // ce > w.draw_start // ce or last or done >= stop:
             checkpoint(sess, done)
     if bar is not None:
         bar.close()
 
-    finished = done >= total
+    finished = not windows or sess.update == windows[-1].index + 1
     if finished:
+        done = max(done, windows[-1].draw_end if windows else total)
         finish(sess, done)
     return TrainResult(sess.out, sess.model, done, finished)
 
 
-def _save_checkpoint(path, model, opt, episode, train_time):
+def _save_checkpoint(path, model, opt, episode, update, train_time):
     atomic_torch_save(
         {
             "episode": episode,
             "model": {k: v.detach().cpu().clone() for k, v in trainable_state(model).items()},
             "optimizer": opt.state_dict() if opt is not None else {},
-            "schedule": {"episode": episode},  # the lr is a pure function of the episode counter
+            "update": update,
+            "schedule": {"episode": episode},  # the lr is a pure function of the draw counter
             "rng": rng_state(),
             "train_time_s": train_time,
         },

@@ -109,6 +109,12 @@ def tiny_overrides(tmp: Path, train: Path, test: Path, **extra) -> list[str]:
         "train.log_every": 4,
         "train.checkpoint_every": 4,
         "train.device": "cpu",
+        # our recipe (distinct episodes, lr at the window start, ...) keeps episode ids = draws;
+        # tests of the authors' recipe set train.update_mode=official explicitly
+        "train.update_mode": "distinct",
+        "train.lr_timing": "start",
+        "train.nan_policy": "skip",
+        "train.decay_rule": "all_norms",
         "eval.way": 3,
         "eval.episodes": 40,
         "eval.shots": [1, 2],

@@ -20,7 +20,8 @@ from d2st.config import TrainCfg, load_config
 from d2st.data.episodes import EpisodeSampler
 from d2st.data.shards import ShardSet
 from d2st.data.transforms import eval_transform
-from d2st.train import lr_at, param_groups, train
+from d2st.recipe import Schedule, param_groups
+from d2st.train import run_recipe, train
 
 sys.path.insert(0, str(Path(__file__).parent))
 from fewshot_fixtures import FRAMES, make_dataset, tiny_overrides  # noqa: E402
@@ -45,13 +46,13 @@ def test_lr_schedule_warmup_then_steps():
         lr_milestones=[0.0, 0.4, 0.6, 0.8],
         lr_factors=[1.0, 0.1, 0.05, 0.01],
     )
-    assert lr_at(0, t) == pytest.approx(0.2)
-    assert lr_at(50, t) == pytest.approx(0.6)
-    assert lr_at(100, t) == pytest.approx(1.0)
-    assert lr_at(399, t) == pytest.approx(1.0)
-    assert lr_at(400, t) == pytest.approx(0.1)
-    assert lr_at(650, t) == pytest.approx(0.05)
-    assert lr_at(999, t) == pytest.approx(0.01)
+    assert Schedule.from_train(t).lr_at(0) == pytest.approx(0.2)
+    assert Schedule.from_train(t).lr_at(50) == pytest.approx(0.6)
+    assert Schedule.from_train(t).lr_at(100) == pytest.approx(1.0)
+    assert Schedule.from_train(t).lr_at(399) == pytest.approx(1.0)
+    assert Schedule.from_train(t).lr_at(400) == pytest.approx(0.1)
+    assert Schedule.from_train(t).lr_at(650) == pytest.approx(0.05)
+    assert Schedule.from_train(t).lr_at(999) == pytest.approx(0.01)
 
 
 def test_norm_parameters_are_exempt_from_weight_decay():
@@ -59,7 +60,7 @@ def test_norm_parameters_are_exempt_from_weight_decay():
         torch.nn.Linear(3, 4), torch.nn.LayerNorm(4), torch.nn.BatchNorm1d(4)
     )
     model[0].bias.requires_grad_(False)
-    groups = param_groups(model, 1e-3)
+    groups = param_groups(model, 1e-3, "all_norms")
     decayed = {id(p) for g in groups if g["weight_decay"] > 0 for p in g["params"]}
     exempt = {id(p) for g in groups if g["weight_decay"] == 0 for p in g["params"]}
     assert decayed == {id(model[0].weight)}
@@ -226,6 +227,63 @@ def test_non_finite_loss_skips_the_episode(tmp_path, data, monkeypatch, caplog):
         result = train(_cfg(tmp_path, data, **{"train.episodes": 8}), progress=False)
     assert "non-finite loss" in caplog.text
     assert all(torch.isfinite(v).all() for v in _weights(result.run_dir).values())
+
+
+def test_nan_at_the_end_of_a_window_zeroes_its_update_official(tmp_path, data, monkeypatch):
+    """Authors' policy: a NaN wipes the window's gradient so far; at its last episode: no step."""
+    from d2st.models import metrics
+
+    original = metrics.BiMHM.forward
+    calls = {"n": 0}
+
+    def flaky(self, s, labels, q):  # the 4th episode = the last of the first 4-episode window
+        calls["n"] += 1
+        out = original(self, s, labels, q)
+        return out * math.nan if calls["n"] == 4 else out
+
+    extra = {"train.episodes": 8, "train.update_mode": "official", "train.nan_policy": "official"}
+    extra |= {"train.checkpoint_every": 8, "run.name": "nan"}
+    spec = _cfg(tmp_path, data, **extra)
+    before = {k: v.clone() for k, v in build_model(spec).state_dict().items()}
+    monkeypatch.setattr(metrics.BiMHM, "forward", flaky)
+    result = train(spec, progress=False)
+    after = result.model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # one window, no step
+    ckpt = torch.load(result.run_dir / "checkpoint.pt", weights_only=True)
+    assert ckpt["optimizer"]["state"] == {}  # Adam never stepped
+
+
+def test_official_recipe_resume_equals_uninterrupted(tmp_path, data):
+    extra = {"train.update_mode": "official", "train.lr_timing": "last", "train.episodes": 24}
+    extra |= {"train.nan_policy": "official", "train.decay_rule": "official"}
+    full = train(_cfg(tmp_path, data, **{"run.name": "ofull", **extra}), progress=False)
+    part = train(
+        _cfg(tmp_path, data, **{"run.name": "ocut", **extra}), progress=False, max_episodes=6
+    )
+    assert not part.finished
+    assert torch.load(part.run_dir / "checkpoint.pt", weights_only=True)["update"] == 1
+    rest = train(_cfg(tmp_path, data, **{"run.name": "ocut", **extra}), progress=False)
+    assert rest.finished
+    _assert_identical(_weights(full.run_dir), _weights(rest.run_dir))
+    import json
+
+    assert json.loads((rest.run_dir / "done").read_text())["updates"] == 3  # 24 draws / (2 x 4)
+
+
+def test_hmdb51_resnet50_schedule_makes_500_updates_at_their_scale_and_lr():
+    """8000 draws, 8 distinct episodes per update, 2 identical ranks: 500 updates, loss x 1/2."""
+    from d2st.config import resolve
+
+    spec = resolve({"schedule": "hmdb51/resnet50"}, train_classes=31)
+    r = run_recipe(spec)
+    ws = r.windows()
+    assert len(ws) == 500 and all(w.count == 8 and w.loss_scale == 0.5 for w in ws)
+    t = spec.train
+    # their lr of an update = lr at the last iteration (draw 16u + 14): warm-up 4e-4 -> 2e-3 over
+    # 800 draws, so the first update uses 4e-4 + 1.6e-3 * 14 / 800
+    from d2st.recipe import update_lr
+
+    assert update_lr(ws[0], Schedule.from_train(t), t.lr_timing) == pytest.approx(4.28e-4)
 
 
 @pytest.mark.parametrize(
