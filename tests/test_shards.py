@@ -279,3 +279,24 @@ def test_parallel_equals_serial_and_folder_mode_and_dataloader(corpus, tmp_path)
     assert torch.equal(x, torch.from_numpy(sb.get_many(range(len(sb)))).permute(0, 1, 4, 2, 3))
     assert torch.cat(ys).tolist() == sb.labels.tolist()
     assert torch.cat(ids).tolist() == list(range(len(sb)))
+
+
+@pytest.mark.realdata
+def test_real_videos_land_as_decoded(shared, tmp_path):
+    """Folder mode over ../shared/realdata: statuses by the documented rules, clips = decoder."""
+    from test_video import EXPECTED
+
+    src = shared / "realdata/videos"
+    out = tmp_path / "real"
+    prepare(None, src, out, frames=8, size=32, fmt="raw", progress=False)
+    man = read_manifest(out)
+    assert list(man["video_id"]) == sorted(p.name for p in src.iterdir() if p.suffix != ".md")
+    assert dict(zip(man["video_id"], man["status"])) == {
+        v: EXPECTED.get(v, "ok") for v in man["video_id"]
+    }
+    ds = ShardSet(out)
+    landed = man[man["status"].isin(["ok", "too_short"])]
+    assert ds.video_ids == list(landed["video_id"]) and verify(out, deep=True) == []
+    for i, v in enumerate(ds.video_ids):
+        ref, info, idx = decode_frames(src / v, 8, 32)
+        assert np.array_equal(ds[i], ref) and list(ds.frame_indices[i]) == idx, v

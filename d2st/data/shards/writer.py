@@ -551,8 +551,11 @@ def _prepare_locked(
         left = sum(rng(i)[1] - rng(i)[0] for i in order) - done_videos
         landed = done_videos + (writer.n if writer else 0)
         per = (stored_bytes + (writer.bytes if writer else 0)) / max(1, landed)
-        need = int(per * max(left, 1)) if per > 0 else None
-        raise disk_full_error(out, need, f"for the {max(left, 1)} videos not yet stored") from None
+        if left <= 0:  # every video stored: the failing write names its own file and size
+            raise
+        need = int(per * left) if per > 0 else None
+        what = f"for the {left} video{'s' if left > 1 else ''} not yet stored"
+        raise disk_full_error(out, need, what) from None
     finally:
         bar.close()
         if writer is not None:
