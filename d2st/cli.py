@@ -80,8 +80,9 @@ def describe_error(e: BaseException, args: argparse.Namespace | None = None) -> 
         where = f"{name or 'YAML'}" + (f":{mark.line + 1}:{mark.column + 1}" if mark else "")
         what = " ".join(str(getattr(e, "problem", "") or e).split())
         return [f"{where}: YAML syntax error: {what}", "hint: fix the file (indentation, colons)"]
-    if isinstance(e, OSError) and is_no_space(e):
-        return [str(disk_full_error(e.filename or "(unknown file)"))]
+    if isinstance(e, (OSError, RuntimeError)) and is_no_space(e):
+        err = disk_full_error(getattr(e, "filename", None) or "(a file being written)")
+        return [err.message, f"hint: {err.hint}"]
     if isinstance(e, OSError) and e.filename:
         why = os.strerror(e.errno) if e.errno else str(e)
         if e.errno == errno.ENOENT:

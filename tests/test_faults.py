@@ -436,3 +436,17 @@ def test_folder_mode_keys_video_id_on_the_relative_path(tmp_path):
     assert list(man["video_id"]) == ["jump/a.mp4", "jump/a.webm", "run/a.mp4"]
     assert (man["status"] == "ok").all() and list(man["label"]) == ["jump", "jump", "run"]
     assert list(man["source_frames"]) == [9, 10, 11] and len(ShardSet(out)) == 3
+
+
+def test_chunk_index_is_checked_against_the_file_size(videos, tmp_path):
+    import h5py
+
+    from d2st.data.shards.reader import _chunk_problem
+
+    root, split = videos
+    out = tmp_path / "out"
+    prepare(split, root, out, frames=T, size=SIZE, fmt="raw", progress=False)
+    shard = shard_files(out)[0]
+    with h5py.File(shard, "r") as f:
+        assert _chunk_problem(f["frames"], shard.stat().st_size) is None
+        assert "beyond the end of the file" in _chunk_problem(f["frames"], 4096)

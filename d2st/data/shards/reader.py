@@ -186,6 +186,7 @@ def inspect_folder(
     idx = FolderIndex(paths=good)
     ref = None
     shard_rows: dict[str, tuple[list[str], np.ndarray]] = {}
+    broken: set[str] = set()  # named already; their manifest rows are not listed again
     for p in good:
         try:
             with h5py.File(p, "r") as f:
@@ -211,6 +212,7 @@ def inspect_folder(
                 ]
                 if bad:
                     problems += [f"{p.name}: {b}" for b in bad]
+                    broken.add(p.name)
                     continue
                 vids = [v.decode() if isinstance(v, bytes) else v for v in f["video_id"][()]]
                 labels = f["label_idx"][()].astype(np.int64)
@@ -225,6 +227,7 @@ def inspect_folder(
                     )
         except (OSError, KeyError, ValueError, TypeError) as e:
             problems.append(f"{p.name}: unreadable ({type(e).__name__}: {e})")
+            broken.add(p.name)
     if ref is not None:
         for what, have, want, key in (
             ("frames per video", ref["frames"], ex.frames, ex.frames_key),
@@ -239,6 +242,8 @@ def inspect_folder(
         line = f"{MANIFEST}:{k + 2}"
         if r["status"] in OK_STATUSES:
             sh = r["shard"]
+            if sh in broken:
+                continue
             if sh not in shard_rows:
                 problems.append(f"{line}: {r['video_id']}: shard {sh!r} missing")
                 continue
@@ -313,8 +318,8 @@ class ShardSet:
         self.root = Path(root)
         ex = expect or Expect(frames, size, num_classes, allow_failed)
         problems, index = inspect_folder(self.root, ex, checksums)
-        if problems or index is None:
-            first = problems[0] if problems else "no shards"
+        if problems or index is None or not index.attrs:
+            first = problems[0] if problems else "no shard files"
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
             raise ShardError(
                 f"{self.root}: {first}{more}",
