@@ -1,6 +1,6 @@
 """Tiny synthetic shards and run configs for the few-shot tests (trainer, evaluator, DDP).
 
-Shards are written with h5py exactly per docs/CONTRACTS.md (raw frame layout) and read back by
+Shards are written by ``d2st.data.shards.write_clips`` (raw frame layout) and read back by
 the real ``d2st.data.shards.ShardSet``. Each class is a colour tint plus a square moving in a
 class-specific direction, so a tiny adapted ResNet can learn it in a few dozen episodes.
 """
@@ -35,39 +35,10 @@ def make_clips(classes: int, per_class: int, seed: int, frames=FRAMES, size=SIZE
 
 
 def write_shards(root: Path, clips: np.ndarray, labels: np.ndarray, class_names=None) -> Path:
-    """One raw shard + manifest.csv in ``root`` (CONTRACTS layout)."""
-    import h5py
-    import pandas as pd
+    """One raw shard + shards.csv + manifest.csv in ``root`` (CONTRACTS layout)."""
+    from d2st.data.shards import write_clips
 
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    n, T, H = clips.shape[:3]
-    ids = [f"v{i:05d}" for i in range(n)]
-    names = class_names or [f"class{c:02d}" for c in range(int(labels.max()) + 1)]
-    tmp = root / "shard-0000.tmp.h5"
-    with h5py.File(tmp, "w") as f:
-        f.create_dataset("frames", data=clips, chunks=(1, *clips.shape[1:]))
-        f.create_dataset("video_id", data=np.array(ids, dtype=object), dtype=h5py.string_dtype())
-        f.create_dataset("label_idx", data=labels)
-        f.create_dataset("frame_indices", data=np.tile(np.arange(T), (n, 1)))
-        f.attrs.update(
-            frames=T, size=H, sampling_rule="synthetic", d2st_version="test", frame_format="raw"
-        )
-    tmp.rename(root / "shard-0000.h5")
-    pd.DataFrame(
-        {
-            "video_id": ids,
-            "label": [names[c] for c in labels],
-            "label_idx": labels,
-            "relpath": [f"{names[c]}/{i}.mp4" for i, c in zip(ids, labels)],
-            "status": "ok",
-            "message": "",
-            "source_frames": T,
-            "shard": 0,
-            "row": np.arange(n),
-        }
-    ).to_csv(root / "manifest.csv", index=False)
-    return root
+    return write_clips(root, clips, labels, class_names=class_names)
 
 
 def make_dataset(

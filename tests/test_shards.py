@@ -14,10 +14,10 @@ from test_data_helpers import frame_numbers, numbered_frames, write_video
 
 from d2st.cli import main as cli_main
 from d2st.data.shards import (
-    CRASH_ENV,
     MANIFEST_COLUMNS,
     ClipDataset,
     PrepareError,
+    ShardError,
     ShardSet,
     prepare,
     read_manifest,
@@ -121,43 +121,42 @@ def test_rerun_reuses_shards_and_split_change_rebuilds_only_its_shard(corpus, tm
     assert s4.shards_reused == 0 and ShardSet(out).frames == 3
 
 
+KILL_SCRIPT = """
+import os, signal, sys
+from d2st.data.shards import writer
+add = writer._ShardWriter.add
+def add_then_die(self, *a, **k):  # SIGKILL while writing row 1 of shard 2 (b1): tmp half full
+    if (self.index, self.n) == (2, 1):
+        self.f.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return add(self, *a, **k)
+writer._ShardWriter.add = add_then_die
+from d2st.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 def test_killed_mid_write_leaves_nothing_verify_accepts_and_rerun_completes(corpus, tmp_path):
     root, split, _ = corpus
     csv_path = tmp_path / "split.csv"
     split.to_csv(csv_path, index=False)
     out = tmp_path / "crash"
-    cmd = [
-        sys.executable,
-        "-m",
-        "d2st.cli",
-        "prepare",
-        "--videos",
-        str(root),
-        "--split",
-        str(csv_path),
-        "--out",
-        str(out),
-        "--frames",
-        str(T),
-        "--size",
-        str(SIZE),
-        "--shard-size",
-        "3",
-        "--no-progress",
-    ]
-    env = {**os.environ, CRASH_ENV: "2:1"}  # SIGKILL while writing row 1 of shard 2 (b1)
-    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    args = ["prepare", "--videos", str(root), "--split", str(csv_path), "--out", str(out),
+            "--frames", str(T), "--size", str(SIZE), "--shard-size", "3", "--no-progress"]  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, "-c", KILL_SCRIPT, *args], capture_output=True, text=True, timeout=120
+    )
     assert r.returncode == -9, r.stderr
     assert (out / "shard-0002.tmp.h5").exists() and not (out / "manifest.csv").exists()
     problems = verify(out)
     assert any("tmp" in p for p in problems) and any("manifest" in p for p in problems)
     assert [p.name for p in shard_files(out)] == ["shard-0000.h5", "shard-0001.h5"]
-    with pytest.raises(FileNotFoundError):  # nothing to read but complete shards
-        ShardSet(tmp_path / "nothing")
-    assert len(ShardSet(out)) == 4  # a0, a1, short, a2: the half-written shard is invisible
+    with pytest.raises(ShardError, match="manifest.csv: missing"):  # incomplete: never read
+        ShardSet(out)
     s = prepare(csv_path, root, out, frames=T, size=SIZE, shard_size=3, progress=False)
     assert s.shards_reused == 2 and s.shards_written == len(shard_files(out)) - 2
     assert not list(out.glob("*.tmp*")) and verify(out, deep=True) == []
+    assert len(ShardSet(out)) == len(_good(split, corpus[2]))
 
 
 def test_verify_detects_tampering(corpus, tmp_path):
@@ -280,3 +279,24 @@ def test_parallel_equals_serial_and_folder_mode_and_dataloader(corpus, tmp_path)
     assert torch.equal(x, torch.from_numpy(sb.get_many(range(len(sb)))).permute(0, 1, 4, 2, 3))
     assert torch.cat(ys).tolist() == sb.labels.tolist()
     assert torch.cat(ids).tolist() == list(range(len(sb)))
+
+
+@pytest.mark.realdata
+def test_real_videos_land_as_decoded(shared, tmp_path):
+    """Folder mode over ../shared/realdata: statuses by the documented rules, clips = decoder."""
+    from test_video import EXPECTED
+
+    src = shared / "realdata/videos"
+    out = tmp_path / "real"
+    prepare(None, src, out, frames=8, size=32, fmt="raw", progress=False)
+    man = read_manifest(out)
+    assert list(man["video_id"]) == sorted(p.name for p in src.iterdir() if p.suffix != ".md")
+    assert dict(zip(man["video_id"], man["status"])) == {
+        v: EXPECTED.get(v, "ok") for v in man["video_id"]
+    }
+    ds = ShardSet(out)
+    landed = man[man["status"].isin(["ok", "too_short"])]
+    assert ds.video_ids == list(landed["video_id"]) and verify(out, deep=True) == []
+    for i, v in enumerate(ds.video_ids):
+        ref, info, idx = decode_frames(src / v, 8, 32)
+        assert np.array_equal(ds[i], ref) and list(ds.frame_indices[i]) == idx, v

@@ -2,19 +2,25 @@
 
 Decodes T uniformly sampled frames (segment centres) of every video of a split with ffmpeg,
 resized to S x S, into HDF5 shards + manifest.csv (docs/CONTRACTS.md). Atomic per shard,
-resumable (a rerun keeps complete shards), parallel over processes. Without --split, every video
-file under --videos is used with label = parent folder name.
+resumable (a rerun keeps complete shards and retries the failed rows), parallel over processes,
+one writer per --out folder. Without --split, every video file under --videos is used with
+label = parent folder name and video_id = its path under --videos.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from d2st.data.shards import DEFAULT_FORMAT, DEFAULT_JPEG_QUALITY, DEFAULT_SHARD_SIZE, FORMATS
+    from d2st.data.shards import (
+        DEFAULT_ATTEMPTS,
+        DEFAULT_FORMAT,
+        DEFAULT_JPEG_QUALITY,
+        DEFAULT_SHARD_SIZE,
+        FORMATS,
+    )
 
     p.add_argument(
         "--videos", type=Path, required=True, help="video root (relpaths are relative to it)"
@@ -54,29 +60,34 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="videos whose decoder logs errors are 'corrupt' even if all frames decoded",
     )
+    p.add_argument(
+        "--attempts",
+        type=int,
+        default=DEFAULT_ATTEMPTS,
+        help="tries for an unreadable / corrupt video before it counts as bad",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def main(args: argparse.Namespace) -> int:
-    from d2st.data.shards import PrepareError, prepare
+    from d2st.data.shards import prepare
 
-    try:
-        s = prepare(
-            args.split,
-            args.videos,
-            args.out,
-            frames=args.frames,
-            size=args.size,
-            jobs=args.jobs,
-            shard_size=args.shard_size,
-            on_error=args.on_error,
-            fmt=args.fmt,
-            jpeg_quality=args.jpeg_quality,
-            strict=args.strict,
-            progress=not args.no_progress,
-        )
-    except (PrepareError, ValueError, OSError) as e:
-        print(f"d2st prepare: error: {e}", file=sys.stderr)
-        return 1
+    s = prepare(
+        args.split,
+        args.videos,
+        args.out,
+        frames=args.frames,
+        size=args.size,
+        jobs=args.jobs,
+        shard_size=args.shard_size,
+        on_error=args.on_error,
+        fmt=args.fmt,
+        jpeg_quality=args.jpeg_quality,
+        strict=args.strict,
+        progress=not args.no_progress,
+        attempts=args.attempts,
+    )
+    for note in s.notes:
+        print(f"[prepare] note: {note}")
     print(f"[prepare] {args.out}: {s.line()}")
     return 0

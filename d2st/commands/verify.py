@@ -8,7 +8,11 @@ from pathlib import Path
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("root", type=Path, help="shard folder (with manifest.csv and shard-*.h5)")
-    p.add_argument("--deep", action="store_true", help="also read/decode every stored clip")
+    p.add_argument(
+        "--deep",
+        action="store_true",
+        help="also read every stored clip, compare its CRC-32 and decode it",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -18,7 +22,7 @@ def main(args: argparse.Namespace) -> int:
     for p in problems:
         print(f"{args.root}: {p}")
     if problems:
-        print(f"[verify] {args.root}: {len(problems)} problem(s)")
+        print(f"[verify] {args.root}: {len(problems)} problem(s); d2st prepare rebuilds the folder")
         return 1
     print(f"[verify] {args.root}: ok")
     return 0

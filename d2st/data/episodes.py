@@ -7,10 +7,11 @@ evaluated with the same seed is scored on the same test episodes.
 
 Data-parallel ranks. The official code most likely gives both DDP ranks the same training
 episodes: both ranks seed torch identically, the DataLoader workers' Python ``random`` states are
-derived from it, and episodes depend only on that state (official_impl.md §8(6)). Here the global
-episode stream is indexed once and split between ranks: rank ``r`` of ``world`` takes global
-episodes ``r, r + world, r + 2*world, ...`` (:meth:`EpisodeSampler.rank_index`), so ranks never
-share an episode and a run with 2 ranks trains on the same episodes as one with 1 rank.
+derived from it, and episodes depend only on that state (the D2ST-Adapter repository's DDP
+training loop). Here the global episode stream is indexed once and split between ranks: rank
+``r`` of ``world`` takes global episodes ``r, r + world, r + 2*world, ...``
+(:meth:`EpisodeSampler.rank_index`), so ranks never share an episode and a run with 2 ranks
+trains on the same episodes as one with 1 rank.
 
 Layout of one episode: classes are drawn without replacement (their order defines the episode
 labels 0..W-1); within each class, a random permutation of its videos gives the Q queries first

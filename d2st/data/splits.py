@@ -30,14 +30,17 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import os
 import re
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+
+from d2st.errors import UserError
+from d2st.io import atomic_write_bytes, atomic_write_text
 
 DATASETS = ("ssv2_full", "ssv2_small", "kinetics100", "hmdb51", "ucf101")
 PROTOCOLS = ("d2st", "trx")
@@ -61,7 +64,7 @@ RAW_URL = "https://raw.githubusercontent.com/{repository}/{commit}/{path}"
 _TOKEN = re.compile(r"^(train|val|test)(\d+)$")
 
 
-class SplitError(ValueError):
+class SplitError(UserError, ValueError):
     """A split list is unusable: wrong checksum, malformed line, or a failed consistency check."""
 
 
@@ -164,12 +167,18 @@ def fetch_source(
     dest = Path(cache_dir) / source.repository / source.commit / source.path
     if dest.is_file() and sha256_bytes(dest.read_bytes()) == source.sha256:
         return dest
-    data = (fetch or _urlopen_bytes)(source.url)
+    try:
+        data = (fetch or _urlopen_bytes)(source.url)
+    except (urllib.error.URLError, OSError) as e:
+        reason = getattr(e, "reason", None) or e
+        raise SplitError(
+            f"cannot download {source.url} ({source.protocol}/{source.dataset}/"
+            f"{source.partition}): {reason}",
+            f"offline? set datasets.{source.dataset}.split_source to a local folder holding the "
+            "lists (laid out like the shared splits/), or run d2st splits --source-dir DIR",
+        ) from None
     verify_bytes(data, source, source.url)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(dest.name + f".tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, dest)
+    atomic_write_bytes(dest, data)
     return dest
 
 
@@ -408,23 +417,39 @@ def check_disjoint(parts: dict[str, pd.DataFrame], name: str = "split") -> None:
 
 def write_split_csv(df: pd.DataFrame, path: str | Path) -> Path:
     """Write one split CSV (columns :data:`COLUMNS`) atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    df[COLUMNS].to_csv(tmp, index=False)
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, df[COLUMNS].to_csv(index=False))
 
 
 def read_split_csv(path: str | Path) -> pd.DataFrame:
-    """Read a split CSV back with string ids (no numeric coercion of SSv2 ids)."""
-    df = pd.read_csv(
-        path, dtype={"video_id": str, "label": str, "relpath": str}, keep_default_na=False
-    )
+    """Read a split CSV back with string ids (no numeric coercion of SSv2 ids).
+
+    Raises:
+        SplitError: empty or malformed file, missing columns, or a ``label_idx`` that is not an
+            integer (the message names the file and line; the header is line 1).
+    """
+    path = Path(path)
+    hint = "a split CSV has the header video_id,label,label_idx,relpath and one row per video"
+    if path.is_file() and not path.read_bytes().strip():
+        raise SplitError(f"{path}: empty split file", hint)
+    try:
+        df = pd.read_csv(
+            path, dtype={"video_id": str, "label": str, "relpath": str}, keep_default_na=False
+        )
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        why = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise SplitError(f"{path}: not a readable CSV: {why}", hint) from None
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
-        raise SplitError(f"{path}: missing columns {missing}")
-    df["label_idx"] = df["label_idx"].astype("int64")
+        raise SplitError(f"{path}: missing columns {missing}", hint)
+    values = pd.to_numeric(df["label_idx"].astype(str).str.strip(), errors="coerce")
+    bad = values.isna() | (values != values.round())
+    if bad.any():
+        k = int(df.index[bad][0])
+        raise SplitError(
+            f"{path}:{k + 2}: label_idx {df.at[k, 'label_idx']!r} is not an integer",
+            "label_idx is the 0-based class index within the partition",
+        )
+    df["label_idx"] = values.astype("int64")
     return df
 
 

@@ -7,8 +7,8 @@ pipe. No full-resolution frame passes through Python.
 Sampling rule (:data:`SAMPLING_RULE`, stored in every shard): split the ``n`` frames of a video
 into ``T`` equal segments and take the centre of each, ``index_i = floor((i + 0.5) * n / T)``.
 This is the deterministic analogue of the official code's segment sampling (one frame drawn
-uniformly at random from each of 8 segments, at training *and* test time; reference
-official_impl.md §6): the expected position of the official random pick is the segment centre.
+uniformly at random from each of 8 segments, at training *and* test time, in the D2ST-Adapter
+repository's video loader): the expected position of the official random pick is the segment centre.
 Shards store exactly these T frames, so training-time temporal jitter is not possible from them;
 that is a deliberate, documented choice (the shard is a cache of the test-time view; spatial
 augmentation still happens on the stored frames).
@@ -31,6 +31,13 @@ Statuses (:func:`decode_clip`), each with a one-line message:
 * ``no_video``: the container has no video stream (e.g. audio-only ``.m4a``).
 * ``corrupt``: ffmpeg fails, or fewer frames come out than were selected.
 
+Environment failures are not statuses: a missing ``ffmpeg``/``ffprobe``, a video that cannot be
+read for lack of permission, or a decoder that cannot be started raise
+:class:`DecodeEnvironmentError` (one line naming the program or file), so that nothing is recorded
+about the video: the machine failed, not the video. ``unreadable`` and ``corrupt`` may be
+transient (a decoder killed by the OOM killer, a network file system hiccup): ``decode_clip(...,
+attempts=n)`` tries such a video up to ``n`` times before calling it bad.
+
 Rotation: ffmpeg applies the display-matrix rotation itself (``autorotate``, on by default), so
 a phone video stored upside down (rotation -180) comes out upright. Resize: ``size x size``
 bilinear, aspect ratio ignored (as the official code's fixed 256x256 resize).
@@ -38,18 +45,68 @@ bilinear, aspect ratio ignored (as the official code's fixed 256x256 resize).
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
+import shutil
+import subprocess
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import ffmpeg
 import numpy as np
 
+from d2st.errors import UserError
+
 SAMPLING_RULE = "segment_centre: index_i = floor((i + 0.5) * n / T), i = 0..T-1"
 OK_STATUSES = ("ok", "too_short")
 ERROR_STATUSES = ("missing", "empty", "unreadable", "no_video", "corrupt")
+RETRY_STATUSES = ("unreadable", "corrupt")  # may be transient: tried again (decode_clip attempts)
+DECODERS = ("ffmpeg", "ffprobe")
+INSTALL_HINT = (
+    "install ffmpeg (apt install ffmpeg, or conda install -c conda-forge ffmpeg) or put it on "
+    "PATH, then run the command again"
+)
+
+
+class DecodeEnvironmentError(UserError):
+    """The machine, not the video, failed: no decoder, no permission, a decoder that won't start."""
+
+
+def check_decoders() -> None:
+    """Raise :class:`DecodeEnvironmentError` unless ``ffmpeg`` and ``ffprobe`` run (``-version``)."""
+    for exe in DECODERS:
+        if shutil.which(exe) is None:
+            raise DecodeEnvironmentError(
+                f"{exe} not found on PATH (it decodes the videos)", INSTALL_HINT
+            )
+        r = _run([exe, "-version"])
+        if r.returncode != 0:
+            raise DecodeEnvironmentError(
+                f"{exe} -version fails (exit {r.returncode}): {_first_line(r.stderr)}", INSTALL_HINT
+            )
+
+
+def _run(args: list[str]) -> subprocess.CompletedProcess:
+    """Run a decoder; a program that cannot be started is an environment error."""
+    try:
+        return subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True)
+    except FileNotFoundError:
+        raise DecodeEnvironmentError(
+            f"{args[0]} not found on PATH (it decodes the videos)", INSTALL_HINT
+        ) from None
+    except PermissionError:
+        raise DecodeEnvironmentError(
+            f"{args[0]}: permission denied (cannot run it)", INSTALL_HINT
+        ) from None
+
+
+def _failed(r: subprocess.CompletedProcess, status: str, who: str) -> VideoError:
+    if r.returncode < 0:  # killed by a signal (e.g. the OOM killer): not the video's fault
+        return VideoError(status, f"{who} killed by signal {-r.returncode}")
+    return VideoError(status, f"{who}: {_first_line(r.stderr)}")
 
 
 class VideoError(Exception):
@@ -112,10 +169,18 @@ def _first_line(stderr: bytes | str | None) -> str:
 
 def _check_file(path: str | Path) -> None:
     p = Path(path)
-    if not p.exists():
-        raise VideoError("missing", f"{p}: file not found")
-    if p.is_file() and p.stat().st_size == 0:
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        raise VideoError("missing", f"{p}: file not found") from None
+    except PermissionError:
+        raise DecodeEnvironmentError(
+            f"{p}: permission denied", "make the videos readable"
+        ) from None
+    if p.is_file() and st.st_size == 0:
         raise VideoError("empty", f"{p}: file is empty (0 bytes)")
+    if p.is_file() and not os.access(p, os.R_OK):
+        raise DecodeEnvironmentError(f"{p}: permission denied", "make the videos readable")
 
 
 def probe(path: str | Path) -> VideoInfo:
@@ -125,10 +190,15 @@ def probe(path: str | Path) -> VideoInfo:
         VideoError: ``missing``, ``empty``, ``unreadable`` (ffprobe fails) or ``no_video``.
     """
     _check_file(path)
+    args = ["ffprobe", "-show_format", "-show_streams", "-of", "json"]
+    args += ["-count_packets", "-select_streams", "v:0", "-v", "error", str(path)]
+    r = _run(args)
+    if r.returncode != 0:
+        raise _failed(r, "unreadable", "ffprobe")
     try:
-        meta = ffmpeg.probe(str(path), select_streams="v:0", count_packets=None, v="error")
-    except ffmpeg.Error as e:
-        raise VideoError("unreadable", f"ffprobe: {_first_line(e.stderr)}") from None
+        meta = json.loads(r.stdout.decode("utf-8"))
+    except ValueError:
+        raise VideoError("unreadable", "ffprobe: output is not JSON") from None
     streams = [s for s in meta.get("streams", []) if s.get("codec_type") == "video"]
     if not streams:
         raise VideoError("no_video", "no video stream in the container")
@@ -226,10 +296,10 @@ def decode_frames(
     stream = stream.filter("scale", w, h, flags="bilinear")
     out = stream.output("pipe:", format="rawvideo", pix_fmt="rgb24", fps_mode="passthrough")
     out = out.global_args("-nostdin", "-v", "error")
-    try:
-        raw, err = out.run(capture_stdout=True, capture_stderr=True)
-    except ffmpeg.Error as e:
-        raise VideoError("corrupt", f"ffmpeg: {_first_line(e.stderr)}") from None
+    r = _run(out.compile())
+    if r.returncode != 0:
+        raise _failed(r, "corrupt", "ffmpeg")
+    raw, err = r.stdout, r.stderr
     got = len(raw) // (h * w * 3)
     if got < len(unique):
         why = _first_line(err) if err and err.strip() else "stream ended early"
@@ -258,23 +328,47 @@ class ClipResult:
 
 
 def decode_clip(
-    path: str | Path, T: int = 8, size: int = 256, *, threads: int = 0, strict: bool = False
+    path: str | Path,
+    T: int = 8,
+    size: int = 256,
+    *,
+    threads: int = 0,
+    strict: bool = False,
+    attempts: int = 1,
 ) -> ClipResult:
-    """:func:`decode_frames` that never raises: classifies the outcome into a status."""
-    try:
-        info = probe(path)
-        frames, info, idx = decode_frames(path, T, size, info=info, threads=threads, strict=strict)
-    except VideoError as e:
-        return ClipResult(e.status, e.message, None, [], None)
-    except (OSError, ValueError) as e:  # e.g. ffmpeg binary missing: not the video's fault
-        return ClipResult("corrupt", f"{type(e).__name__}: {e}".splitlines()[0], None, [], None)
-    msg = info.warning
-    if info.frames < T:
-        status = "too_short"
-        msg = "; ".join(x for x in (f"{info.frames} frames < T={T}, frames repeated", msg) if x)
-    else:
-        status = "ok"
-    return ClipResult(status, msg, frames, idx, info.frames, info)
+    """:func:`decode_frames` that classifies a bad video into a status instead of raising.
+
+    Args:
+        path, T, size, threads, strict: as :func:`decode_frames`.
+        attempts: tries for a video whose outcome may be transient (:data:`RETRY_STATUSES`),
+            with a short growing pause; the last outcome is returned.
+
+    Raises:
+        DecodeEnvironmentError: no decoder, no permission (nothing is said about the video).
+    """
+    for attempt in range(max(1, attempts)):
+        if attempt:
+            time.sleep(0.1 * 2**attempt)
+        try:
+            info = probe(path)
+            frames, info, idx = decode_frames(
+                path, T, size, info=info, threads=threads, strict=strict
+            )
+        except VideoError as e:
+            failure = ClipResult(e.status, e.message, None, [], None)
+            if e.status not in RETRY_STATUSES:
+                return failure
+            continue
+        msg = info.warning
+        if info.frames < T:
+            status = "too_short"
+            msg = "; ".join(x for x in (f"{info.frames} frames < T={T}, frames repeated", msg) if x)
+        else:
+            status = "ok"
+        return ClipResult(status, msg, frames, idx, info.frames, info)
+    if attempts > 1:
+        failure.message = f"{failure.message} ({attempts} attempts)"
+    return failure
 
 
 VIDEO_EXTENSIONS = (
