@@ -82,10 +82,14 @@ def check_shards(shards, spec: RunConfig, what: str) -> None:
     from d2st.errors import SpecMismatch
 
     root = getattr(shards, "root", what)
-    if int(shards.frames) != spec.model.frames:
+    F = spec.data.frames_per_segment
+    if int(shards.frames) != spec.model.frames * F:
+        expect = f"model.frames={spec.model.frames}" + (
+            f" x data.frames_per_segment={F}" if F > 1 else ""
+        )
         raise SpecMismatch(
             f"{root}: the shards hold {shards.frames} frames per video but the run expects "
-            f"model.frames={spec.model.frames} ({what})"
+            f"{expect} ({what})"
         )
     if int(shards.size) < spec.model.image_size:
         raise SpecMismatch(

@@ -140,7 +140,15 @@ class RunConfig:
         return _plain(dataclasses.asdict(self))
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+        """Write the spec as YAML, atomically."""
+        from d2st.io import atomic_write_text
+
+        atomic_write_text(path, yaml_text(self))
+
+
+def yaml_text(spec: RunConfig) -> str:
+    """The spec as the YAML text of a run folder's ``config.yaml``."""
+    return yaml.safe_dump(spec.to_dict(), sort_keys=False)
 
 
 # --------------------------------------------------------------------------- validation

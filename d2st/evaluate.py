@@ -41,6 +41,40 @@ def ci95(per_episode: np.ndarray) -> float:
     return float(1.96 * per_episode.std() / np.sqrt(len(per_episode)))
 
 
+class TestFrames:
+    """A shard set seen through the test-time frame choice (``eval.frame_choice``, F > 1).
+
+    Shards with F frames stored per segment give T*F frames per video; the test view takes one
+    per segment: the centre candidate (deterministic, so cached features stay exact) or, with
+    ``random``/``official`` on a rule whose test choice is random, a draw seeded per video.
+    """
+
+    def __init__(self, shards, spec):
+        from d2st.data import sampling
+
+        self.shards, self.spec, self.sampling = shards, spec, sampling
+        d = spec.data
+        self.rule = (
+            sampling.official_rule(d.dataset) if d.frame_rule == "official" else d.frame_rule
+        )
+        self.labels, self.frames = shards.labels, spec.model.frames
+
+    def __len__(self):
+        return len(self.shards)
+
+    def get_many(self, idx):
+        idx = list(idx)
+        clips = torch.from_numpy(np.ascontiguousarray(self.shards.get_many(idx)))
+        T, F = self.spec.model.frames, self.spec.data.frames_per_segment
+        gen = torch.Generator().manual_seed(
+            self.spec.eval.seed * 1_000_003 + (idx[0] if idx else 0)
+        )
+        pos = self.sampling.eval_choice(
+            len(idx), T, F, self.spec.eval.frame_choice, self.rule, gen
+        )  # (B, T) stored positions
+        return self.sampling.pick_frames(clips, pos).numpy()
+
+
 def episode_arrays(sampler: EpisodeSampler, n: int) -> dict[str, np.ndarray]:
     """Episodes 0..n-1 stacked: support/query indices and labels, (E, S) / (E, Q), classes (E, W)."""
     eps = [sampler.episode(e) for e in range(n)]
@@ -130,18 +164,27 @@ def evaluate(
     spec's ``eval`` section, after ``overrides`` (``eval.episodes=500``); the resolved evaluation
     spec is written next to ``out`` as ``eval_spec.yaml``.
     """
-    from d2st.data.shards import ShardSet
+    from d2st.io import FolderLock
 
     run_dir, out = Path(run_dir), Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    with FolderLock(out.parent, f"d2st evaluate {run_dir.name}"):
+        return _evaluate(run_dir, out, overrides, pairs, split, device, shard_set)
+
+
+def _evaluate(run_dir, out, overrides, pairs, split, device, shard_set) -> pd.DataFrame:
+    from d2st.data.shards import open_shards
+
     dev = resolve_device(device)
     spec, model = load_run(run_dir, dev, overrides)
     ev = spec.eval
     shots, n_eps, seed, cache = list(ev.shots), int(ev.episodes), ev.seed, ev.cache_features
     shards_dir = spec.data.test_shards
-    shards = shard_set if shard_set is not None else ShardSet(shards_dir)
+    stored = spec.model.frames * spec.data.frames_per_segment
+    shards = shard_set if shard_set is not None else open_shards(shards_dir, frames=stored)
     if hasattr(shards, "frames"):
         check_shards(shards, spec, "data.test_shards")
+    if spec.data.frames_per_segment > 1:
+        shards = TestFrames(shards, spec)
     spec.save(out.parent / "eval_spec.yaml")
     labels = np.asarray(shards.labels)
     mean, std = mean_std(spec, model.encoder)

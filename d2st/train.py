@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import logging
 import os
@@ -40,10 +41,12 @@ import torch.nn.functional as F
 
 from d2st import recipe
 from d2st.build import build_model, check_shards, mean_std, resolve_device
-from d2st.config import RunConfig, load_config
+from d2st.config import RunConfig, load_config, yaml_text
 from d2st.data import sampling
 from d2st.data.episodes import EpisodeSampler
 from d2st.data.transforms import train_transform
+from d2st.device import describe_device, oom_hint
+from d2st.io import FolderLock, atomic_write_text, load_checkpoint, no_space, save_checkpoint
 from d2st.models.fewshot import FewShotModel, load_trainable_state, trainable_state
 
 log = logging.getLogger("d2st.train")
@@ -55,12 +58,13 @@ LOG_COLUMNS = ("episode", "loss", "accuracy", "lr", "episodes_per_s")
 # --------------------------------------------------------------------------- building blocks
 
 
-def open_shards(path):
-    from d2st.data.shards import ShardSet
+def open_shards(path, frames: int | None = None):
+    """The train shard folder, checked (complete manifest, checksums, ``frames`` per video)."""
+    from d2st.data.shards import ShardSet, open_shards
 
     if path is None:
         raise ValueError("data.train_shards: no shard folder given")
-    return ShardSet(path)
+    return ShardSet(path) if frames is None else open_shards(path, frames=frames)
 
 
 @dataclass(frozen=True)
@@ -149,19 +153,12 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def atomic_torch_save(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def _write_log(path: Path, rows: list[dict]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=LOG_COLUMNS)
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(tmp, path)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=LOG_COLUMNS)
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_text(path, buf.getvalue())
 
 
 def _read_log(path: Path, upto: int) -> list[dict]:
@@ -215,6 +212,7 @@ class Session:
     trainable: list[torch.Tensor]
     sampler: EpisodeSampler
     out: Path
+    lock: FolderLock | None = None
     start: int = 0  # schedule draws done (the episode counter of logs and checkpoints)
     update: int = 0  # optimiser updates done
     train_time: float = 0.0
@@ -232,26 +230,28 @@ class Session:
 # --------------------------------------------------------------------------- named steps
 
 
-def claim_run_dir(spec: RunConfig) -> Path:
-    """Make ``spec.dir`` the folder of exactly this spec (rank 0 only).
+def claim_run_dir(spec: RunConfig) -> FolderLock:
+    """Make ``spec.dir`` the folder of exactly this spec, locked by this process (rank 0 only).
 
     A folder holding work under another config (a changed hyper-parameter) is moved aside to
     ``{name}.superseded-{hash of its config}`` and the run starts fresh: a checkpoint is never
-    resumed under other settings.
+    resumed under other settings. A second live writer fails at once naming the holder's PID.
     """
     out = spec.dir
     cfg_path = out / "config.yaml"
+    lock = FolderLock(out, f"d2st train {spec.run.name}").acquire()
     if cfg_path.exists() and load_config(cfg_path) != spec:
+        lock.release()
         digest = hashlib.sha256(cfg_path.read_bytes()).hexdigest()[:10]
         aside = out.with_name(f"{out.name}.superseded-{digest}")
         if aside.exists():
             shutil.rmtree(aside)
         os.replace(out, aside)
         log.warning("%s: config changed; the earlier run was moved to %s", out, aside)
-    out.mkdir(parents=True, exist_ok=True)
+        lock = FolderLock(out, f"d2st train {spec.run.name}").acquire()
     if not cfg_path.exists():
-        spec.save(cfg_path)
-    return out
+        atomic_write_text(cfg_path, yaml_text(spec))
+    return lock
 
 
 def setup(spec: RunConfig, train_set=None) -> Session:
@@ -265,7 +265,8 @@ def setup(spec: RunConfig, train_set=None) -> Session:
             f"train.accumulate: {t.accumulate} not divisible by world size {ddp.world}"
         )
     device = resolve_device(t.device, ddp.local_rank)
-    shards = train_set if train_set is not None else open_shards(spec.data.train_shards)
+    stored = spec.model.frames * spec.data.frames_per_segment
+    shards = train_set if train_set is not None else open_shards(spec.data.train_shards, stored)
     if hasattr(shards, "frames"):
         check_shards(shards, spec, "data.train_shards")
     labels = np.asarray(shards.labels)
@@ -282,17 +283,17 @@ def setup(spec: RunConfig, train_set=None) -> Session:
     opt = torch.optim.Adam(groups, lr=t.warmup_start_lr, betas=(0.9, 0.999)) if groups else None
     trainable = [p for g in groups for p in g["params"]]
     sampler = EpisodeSampler(labels, t.way, t.shot, t.query, seed=spec.run.seed)
-    if ddp.main:
-        claim_run_dir(spec)
+    lock = claim_run_dir(spec) if ddp.main else None
     if ddp.world > 1:
         dist.barrier()
-    return Session(spec, ddp, device, shards, model, opt, trainable, sampler, out)
+    log.info("device: %s", describe_device(device, t.amp))
+    return Session(spec, ddp, device, shards, model, opt, trainable, sampler, out, lock)
 
 
 def resume(sess: Session) -> None:
     """Continue from ``checkpoint.pt`` when there is one (else make every rank start equal)."""
     if sess.ckpt_path.exists():
-        ckpt = torch.load(sess.ckpt_path, map_location="cpu", weights_only=True)
+        ckpt = load_checkpoint(sess.ckpt_path)
         load_trainable_state(sess.model, ckpt["model"])
         if sess.opt is not None:
             sess.opt.load_state_dict(ckpt["optimizer"])
@@ -460,10 +461,11 @@ def finish(sess: Session, done: int) -> None:
 
     state = {k: v.detach().cpu().contiguous() for k, v in trainable_state(sess.model).items()}
     tmp = sess.out / "model.safetensors.tmp"
-    save_file(state, str(tmp))
+    with no_space(tmp, what="model.safetensors"):
+        save_file(state, str(tmp))
     os.replace(tmp, sess.out / "model.safetensors")
     marker = {"episodes": done, "updates": sess.update, "train_time_s": sess.train_time}
-    (sess.out / "done").write_text(json.dumps(marker) + "\n")
+    atomic_write_text(sess.out / "done", json.dumps(marker) + "\n")
 
 
 # --------------------------------------------------------------------------- the loop
@@ -488,6 +490,17 @@ def train(
         on_episode: optional callback ``f(global_index)`` for every episode this rank trains.
     """
     sess = setup(spec, train_set)
+    try:
+        with oom_hint("training", sess.device):
+            return _loop(sess, max_episodes, progress, on_episode)
+    finally:
+        if sess.lock is not None:
+            sess.lock.release()
+
+
+def _loop(sess: Session, max_episodes, progress, on_episode) -> TrainResult:
+    """resume -> (step, log, checkpoint)* -> finish."""
+    spec = sess.spec
     resume(sess)
     t = spec.train
     if sess.ddp.main:
@@ -535,7 +548,7 @@ def train(
 
 
 def _save_checkpoint(path, model, opt, episode, update, train_time):
-    atomic_torch_save(
+    save_checkpoint(
         {
             "episode": episode,
             "model": {k: v.detach().cpu().clone() for k, v in trainable_state(model).items()},
