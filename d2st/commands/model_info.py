@@ -24,6 +24,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image-size", type=int, default=224)
     p.add_argument("--weights", default="random", help="random | hub | PATH")
     p.add_argument("--preset", default="official", choices=["official", "paper"])
+    p.add_argument(
+        "--resnet-heads", default="stage", choices=["stage", "per64"], help="aDSTA heads rule"
+    )
+    p.add_argument(
+        "--vit-offset-conv",
+        default="official",
+        choices=["official", "derived"],
+        help="ViT aDSTA offset conv kernel/stride rule",
+    )
 
 
 def model_info(cfg) -> dict:
@@ -45,6 +54,7 @@ def model_info(cfg) -> dict:
                     "stride": list(attn.stride),
                     "points": attn.num_points,
                     "heads": attn.num_heads,
+                    "offset_conv": attn.conv_rule,
                 }
         stages.append(row)
     tunable, total = enc.tunable_parameters(), enc.total_parameters()
@@ -74,6 +84,8 @@ def main(args: argparse.Namespace) -> int:
         temporal_density=args.temporal_density,
         image_size=args.image_size,
         preset=args.preset,
+        resnet_heads=args.resnet_heads,
+        vit_offset_conv=args.vit_offset_conv,
     )
     print(json.dumps(model_info(cfg), indent=2))
     return 0

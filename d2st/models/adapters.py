@@ -216,9 +216,18 @@ class Adapter(nn.Module):
 
 
 def make_pathway(
-    kind: str, hidden: int, size: Size3, num_heads: int, density: Size3 | None, opts: AdapterOptions
+    kind: str,
+    hidden: int,
+    size: Size3,
+    num_heads: int,
+    density: Size3 | None,
+    opts: AdapterOptions,
+    conv: tuple[Size3, Size3] | None = None,
 ) -> nn.Module:
-    """Build one pathway of ``kind`` for a (T, H, W) volume of ``hidden`` channels."""
+    """Build one pathway of ``kind`` for a (T, H, W) volume of ``hidden`` channels.
+
+    ``conv``: the aDSTA offset conv's (kernel, stride); None derives it from ``density``.
+    """
     if kind in ("adsta_s", "adsta_t"):
         attn = ADSTA(
             hidden,
@@ -229,6 +238,7 @@ def make_pathway(
             offset_norm=opts.offset_norm,
             ref_points=opts.ref_points,
             align_corners=opts.align_corners,
+            conv=conv,
         )
         return DeformablePathway(hidden, attn, cls_query=opts.cls_query, kind=kind)
     paper_dst = opts.dst_act == "path_gelu"
@@ -257,6 +267,8 @@ def build_adapter(
     temporal_density: Size3,
     opts: AdapterOptions = AdapterOptions(),
     batch_first: bool = True,
+    spatial_conv: tuple[Size3, Size3] | None = None,
+    temporal_conv: tuple[Size3, Size3] | None = None,
 ) -> Adapter | None:
     """The adapter of ``variant`` for a (T, H, W) feature volume of ``dim`` channels.
 
@@ -270,6 +282,8 @@ def build_adapter(
         spatial_density, temporal_density: aDSTA-S / aDSTA-T densities (t, h, w).
         opts: official-vs-paper options.
         batch_first: ViT token layout.
+        spatial_conv, temporal_conv: aDSTA-S / aDSTA-T offset conv (kernel, stride) given
+            directly; None derives them from the densities. Ignored by fixed-density variants.
 
     Returns:
         The adapter, or None for "none" / "full".
@@ -284,8 +298,10 @@ def build_adapter(
         "adsta_s": spec.density or spatial_density,
         "adsta_t": spec.density or temporal_density,
     }
+    convs = {} if spec.density else {"adsta_s": spatial_conv, "adsta_t": temporal_conv}
     pathways = [
-        make_pathway(k, hidden, size, num_heads, densities.get(k), opts) for k in spec.pathways
+        make_pathway(k, hidden, size, num_heads, densities.get(k), opts, convs.get(k))
+        for k in spec.pathways
     ]
     mid = {
         "vanilla": opts.vanilla_act,
