@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, fields
 
 from torch import nn
 
-from d2st.models.adapters import VARIANTS, AdapterOptions, build_adapter
+from d2st.models.adapters import VARIANTS, VIT_ONLY, AdapterOptions, build_adapter
 from d2st.models.backbones import (
     POSITIONS,
     TRUNKS,
@@ -22,6 +22,7 @@ from d2st.models.backbones import (
     insertion_indices,
     stage_feature_sizes,
 )
+from d2st.models.block_adapters import GridFrameset
 
 Size3 = tuple[int, int, int]
 
@@ -135,6 +136,11 @@ class ModelCfg:
                 raise ValueError(f"model.{key}: unknown {value!r}; allowed: {list(allowed)}")
         self.spatial_density = parse_density(self.spatial_density)
         self.temporal_density = parse_density(self.temporal_density)
+        spec = VARIANTS[self.adapter]
+        if spec is not None and spec.block is not None and TRUNKS[self.backbone].family != "vit":
+            raise ValueError(
+                f"model.adapter: {self.adapter!r} {VIT_ONLY}; model.backbone is {self.backbone!r}"
+            )
         if not 0 < self.bottleneck_ratio <= 4:
             raise ValueError(f"model.bottleneck_ratio: {self.bottleneck_ratio} not in (0, 4]")
         self.resolved()  # validate option values now, naming the key
@@ -274,14 +280,25 @@ def build_encoder(cfg: ModelCfg) -> nn.Module:
     full = cfg.adapter == "full"
     if vit:
         frozen_only = cfg.adapter == "none"
+        temporal, train_extras = bool(opts["temporal_embedding"]), bool(opts["train_extras"])
+        extras = ("class_embedding", "temporal_embedding", "ln_post")
+        frameset = None
+        if variant is not None and variant.extras is not None:  # a peer's own trainable set
+            extras, train_extras = variant.extras, True
+            temporal = "temporal_embedding" in extras
+        if variant is not None and variant.block == "dualpath":
+            grid = sizes[0]
+            frameset = GridFrameset(cfg.frames, spec.stage_channels[0], 1 + grid[0] * grid[1])
         return ViTEncoder(
             trunk,
             adapters,
             cfg.frames,
             spec.mean,
             spec.std,
-            temporal_embedding=bool(opts["temporal_embedding"]) and not frozen_only,
-            train_extras=bool(opts["train_extras"]) and not frozen_only,
+            temporal_embedding=temporal and not frozen_only,
+            train_extras=train_extras and not frozen_only,
             train_trunk=full,
+            extras=extras,
+            frameset=frameset,
         )
     return ResNetEncoder(trunk, adapters, cfg.frames, spec.mean, spec.std, train_trunk=full)
