@@ -1,7 +1,12 @@
-"""``d2st model-info``: parameter counts and aDSTA grids of a model, as JSON.
+"""``d2st model-info``: parameter counts, GFLOPs per clip and aDSTA grids of a model, as JSON.
 
 tunable_pct = tunable / total * 100, where total counts the trunk (ViT without its projection)
 plus the adapters and extras: the denominator that reproduces the paper's Table 9/10 percentages.
+GFLOPs come from ``torch.utils.flop_counter.FlopCounterMode`` over one forward of a
+(1, T, 3, S, S) clip run on the meta device (shapes only, no arithmetic): ``gflops_per_clip``
+counts a multiply-add as 2 FLOPs; ``gmacs_per_clip`` (half of it) is the convention of the
+papers' "GFLOPs" columns (fvcore). Operators without a FLOP formula (``grid_sample``, softmax,
+norms, activations) are not counted.
 """
 
 from __future__ import annotations
@@ -24,18 +29,47 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image-size", type=int, default=224)
     p.add_argument("--weights", default="random", help="random | hub | PATH")
     p.add_argument("--preset", default="official", choices=["official", "paper"])
+    p.add_argument("--no-flops", action="store_true", help="skip the GFLOPs count")
+    p.add_argument(
+        "--resnet-heads", default="stage", choices=["stage", "per64"], help="aDSTA heads rule"
+    )
+    p.add_argument(
+        "--vit-offset-conv",
+        default="official",
+        choices=["official", "derived"],
+        help="ViT aDSTA offset conv kernel/stride rule",
+    )
 
 
-def model_info(cfg) -> dict:
-    """Counts and per-stage aDSTA geometry of ``build_encoder(cfg)`` (no forward pass)."""
+def clip_flops(enc, frames: int, image_size: int) -> int:
+    """FLOPs (2 per multiply-add) of one forward of ``enc`` on a (1, T, 3, S, S) clip.
+
+    The encoder is moved to the meta device first (it is unusable afterwards).
+    """
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    enc = enc.eval().to("meta")
+    clip = torch.zeros(1, frames, 3, image_size, image_size, device="meta")
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        enc(clip)
+    return counter.get_total_flops()
+
+
+def model_info(cfg, flops: bool = True) -> dict:
+    """Counts, GFLOPs per clip and per-stage adapter geometry of ``build_encoder(cfg)``."""
     from d2st.models.adsta import ADSTA
     from d2st.models.config import build_encoder
 
     enc = build_encoder(cfg)
     stages = []
     for name, adapter in enc.adapters.items():
-        row: dict = {"stage": name, "params": sum(p.numel() for p in adapter.parameters())}
-        for path in adapter.pathways:
+        row: dict = {
+            "stage": name,
+            "params": sum(p.numel() for p in adapter.parameters()),
+            "adapters": getattr(adapter, "per_block", 1),
+        }
+        for path in getattr(adapter, "pathways", ()):
             attn = getattr(path, "attn", None)
             if isinstance(attn, ADSTA):
                 row[path.kind] = {
@@ -45,10 +79,11 @@ def model_info(cfg) -> dict:
                     "stride": list(attn.stride),
                     "points": attn.num_points,
                     "heads": attn.num_heads,
+                    "offset_conv": attn.conv_rule,
                 }
         stages.append(row)
     tunable, total = enc.tunable_parameters(), enc.total_parameters()
-    return {
+    out = {
         "config": cfg.to_dict(),
         "options": cfg.resolved(),
         "feature_dim": enc.feature_dim,
@@ -56,8 +91,19 @@ def model_info(cfg) -> dict:
         "tunable_params": tunable,
         "tunable_pct": round(100 * tunable / total, 3),
         "pct_denominator": "total incl. adapters",
+        "adapters_per_block": max((row["adapters"] for row in stages), default=0),
         "stages": stages,
     }
+    if flops:
+        n = clip_flops(enc, cfg.frames, cfg.image_size)
+        clip = f"1x{cfg.frames}x3x{cfg.image_size}x{cfg.image_size}"
+        out.update(
+            clip=clip,
+            flops_per_clip=n,
+            gflops_per_clip=round(n / 1e9, 3),
+            gmacs_per_clip=round(n / 2e9, 3),
+        )
+    return out
 
 
 def main(args: argparse.Namespace) -> int:
@@ -74,6 +120,8 @@ def main(args: argparse.Namespace) -> int:
         temporal_density=args.temporal_density,
         image_size=args.image_size,
         preset=args.preset,
+        resnet_heads=args.resnet_heads,
+        vit_offset_conv=args.vit_offset_conv,
     )
-    print(json.dumps(model_info(cfg), indent=2))
+    print(json.dumps(model_info(cfg, flops=not args.no_flops), indent=2))
     return 0

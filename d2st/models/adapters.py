@@ -10,6 +10,9 @@ only in the pathways they run between down and up (``VARIANTS`` below):
 - dst: depthwise 1x3x3 || 3x1x1 Conv3d + BN3d (DST-Adapter); st: one 3x1x1 depthwise Conv3d
   (ST-Adapter); vanilla: down -> act -> up.
 - none (frozen backbone) and full (full fine-tuning) have no adapter.
+- st_vit, aim, aim_ssv2, dualpath (CLIP ViTs only): the peers of Table 1 / Table 3, which rewire
+  the block instead of following it (``block_adapters.py``); their rows fix their own width,
+  scale and trainable extras as their public code does.
 
 Layouts: a ResNet adapter sees frame maps (B*T, C, H, W); a ViT adapter sees tokens (B*T, 1+H*W, C)
 (CLS first, CLIP's row-major patches). Inside, both become one token sequence per video: the
@@ -26,6 +29,7 @@ from einops import rearrange
 from torch import nn
 
 from d2st.models.adsta import ADSTA, Size3
+from d2st.models.block_adapters import AIMBlock, DualPathBlock, STBlock, grid_side
 
 ACTS = {"gelu": nn.GELU, "relu": nn.ReLU, "none": nn.Identity}
 
@@ -38,7 +42,15 @@ class AdapterSpec:
     dpe: bool = False  # 3x3x3 depthwise dynamic position embedding before the pathways (Eq. 2)
     density: Size3 | None = None  # fixed density for both aDSTA pathways (aDSTA-Uniform)
     mid_act: str = "gelu"  # activation after fusion; "vanilla"/"dst" read the matching option
+    block: str | None = None  # ViT-only block rule (BLOCK_RULES); None = an Adapter after the block
+    ratio: float | None = None  # the method's own bottleneck ratio; None = model.bottleneck_ratio
+    scale: float = 1.0  # AIM: s on the MLP-Adapter
+    temporal_adapters: int = 1  # AIM: T-Adapters per block (2 in AIM's SSv2 setting)
+    extras: tuple[str, ...] | None = None  # trainable trunk extras; None = model.train_extras
 
+
+BLOCK_RULES = ("st_vit", "aim", "dualpath")
+VIT_ONLY = "is for ViT backbones only"  # error text (checked by ModelCfg)
 
 VARIANTS: dict[str, AdapterSpec | None] = {
     "d2st": AdapterSpec(("adsta_s", "adsta_t"), dpe=True),
@@ -48,6 +60,22 @@ VARIANTS: dict[str, AdapterSpec | None] = {
     "dst": AdapterSpec(("conv_s", "conv_t"), mid_act="dst"),
     "st": AdapterSpec(("conv_st",), mid_act="none"),
     "vanilla": AdapterSpec((), mid_act="vanilla"),
+    # Peers on CLIP ViT (docs/MODEL.md "Peer adapters on ViT" gives each fact's source).
+    "st_vit": AdapterSpec((), block="st_vit", ratio=0.5, extras=()),
+    "aim": AdapterSpec(
+        (), block="aim", ratio=0.25, scale=0.5, extras=("temporal_embedding", "ln_post")
+    ),
+    "aim_ssv2": AdapterSpec(
+        (),
+        block="aim",
+        ratio=0.25,
+        scale=1.0,
+        temporal_adapters=2,
+        extras=("temporal_embedding", "ln_post"),
+    ),
+    "dualpath": AdapterSpec(
+        (), block="dualpath", ratio=0.25, extras=("class_embedding", "positional_embedding")
+    ),
     "none": None,
     "full": None,
 }
@@ -216,9 +244,18 @@ class Adapter(nn.Module):
 
 
 def make_pathway(
-    kind: str, hidden: int, size: Size3, num_heads: int, density: Size3 | None, opts: AdapterOptions
+    kind: str,
+    hidden: int,
+    size: Size3,
+    num_heads: int,
+    density: Size3 | None,
+    opts: AdapterOptions,
+    conv: tuple[Size3, Size3] | None = None,
 ) -> nn.Module:
-    """Build one pathway of ``kind`` for a (T, H, W) volume of ``hidden`` channels."""
+    """Build one pathway of ``kind`` for a (T, H, W) volume of ``hidden`` channels.
+
+    ``conv``: the aDSTA offset conv's (kernel, stride); None derives it from ``density``.
+    """
     if kind in ("adsta_s", "adsta_t"):
         attn = ADSTA(
             hidden,
@@ -229,6 +266,7 @@ def make_pathway(
             offset_norm=opts.offset_norm,
             ref_points=opts.ref_points,
             align_corners=opts.align_corners,
+            conv=conv,
         )
         return DeformablePathway(hidden, attn, cls_query=opts.cls_query, kind=kind)
     paper_dst = opts.dst_act == "path_gelu"
@@ -257,6 +295,8 @@ def build_adapter(
     temporal_density: Size3,
     opts: AdapterOptions = AdapterOptions(),
     batch_first: bool = True,
+    spatial_conv: tuple[Size3, Size3] | None = None,
+    temporal_conv: tuple[Size3, Size3] | None = None,
 ) -> Adapter | None:
     """The adapter of ``variant`` for a (T, H, W) feature volume of ``dim`` channels.
 
@@ -270,6 +310,8 @@ def build_adapter(
         spatial_density, temporal_density: aDSTA-S / aDSTA-T densities (t, h, w).
         opts: official-vs-paper options.
         batch_first: ViT token layout.
+        spatial_conv, temporal_conv: aDSTA-S / aDSTA-T offset conv (kernel, stride) given
+            directly; None derives them from the densities. Ignored by fixed-density variants.
 
     Returns:
         The adapter, or None for "none" / "full".
@@ -279,13 +321,19 @@ def build_adapter(
     spec = VARIANTS[variant]
     if spec is None:
         return None
+    if spec.block is not None:
+        if not tokens:
+            raise ValueError(f"adapter: {variant!r} {VIT_ONLY}")
+        return build_block_adapter(spec, dim, size)
     hidden = max(1, round(ratio * dim))
     densities = {
         "adsta_s": spec.density or spatial_density,
         "adsta_t": spec.density or temporal_density,
     }
+    convs = {} if spec.density else {"adsta_s": spatial_conv, "adsta_t": temporal_conv}
     pathways = [
-        make_pathway(k, hidden, size, num_heads, densities.get(k), opts) for k in spec.pathways
+        make_pathway(k, hidden, size, num_heads, densities.get(k), opts, convs.get(k))
+        for k in spec.pathways
     ]
     mid = {
         "vanilla": opts.vanilla_act,
@@ -306,3 +354,16 @@ def build_adapter(
         tokens=tokens,
         batch_first=batch_first,
     )
+
+
+def build_block_adapter(spec: AdapterSpec, dim: int, size: Size3) -> nn.Module:
+    """The block-rule module of a ViT-only row for a (T, H, W) patch volume of ``dim`` channels."""
+    hidden = int(dim * spec.ratio)  # the originals' int(ratio * d)
+    T = size[0]
+    if spec.block == "st_vit":
+        return STBlock(dim, hidden, T, size[1:])
+    if spec.block == "aim":
+        return AIMBlock(dim, hidden, T, spec.scale, spec.temporal_adapters)
+    if spec.block == "dualpath":
+        return DualPathBlock(dim, hidden, T, T // grid_side(T) ** 2)
+    raise ValueError(f"adapter block rule: unknown {spec.block!r}; allowed: {list(BLOCK_RULES)}")

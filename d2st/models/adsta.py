@@ -5,7 +5,9 @@ offset network shifts each point (bounded by tanh), the input volume is sampled 
 interpolation (Eq. 3), and the N_s = T_r*H_r*W_r sampled features become keys and values shared by
 every query token (Eq. 4). The sampling densities (T_r, H_r, W_r) are the module's parameters; the
 offset network's depthwise kernel and stride are derived from them (``conv_geometry``), which
-reproduces the kernels/strides hard-coded in the official code for every Table 14 setting.
+reproduces the kernels/strides hard-coded in the official code for every Table 14 setting at
+224 px; a caller may instead give the kernel and stride directly (``conv``), as the official code
+does for every ViT whatever its patch grid.
 
 Letters: B videos, C channels, T frames, H x W spatial, G groups (= heads), N tokens.
 """
@@ -27,17 +29,38 @@ def conv_geometry(size: int, density: int) -> tuple[int, int]:
 
     stride = floor(n / d), kernel = n - (d - 1) * stride, so (n - kernel) / stride + 1 = d exactly.
     With n = 56, d = 8 this gives (7, 7); n = 14, d = 4 -> (5, 3); n = 7, d = 2 -> (4, 3);
-    n = 8, d = 8 -> (1, 1): the official kernel/stride table (official_impl.md §2). A density
-    larger than the size is clipped to the size (one point per position).
+    n = 8, d = 8 -> (1, 1): the kernels/strides hard-coded in qizhongtan/D2ST-Adapter for the
+    Table 14 densities. A density larger than the size is clipped to the size (one point per
+    position).
     """
     d = max(1, min(density, size))
     stride = size // d
     return size - (d - 1) * stride, stride
 
 
-def grid_geometry(feature_size: Size3, density: Size3) -> tuple[Size3, Size3, Size3]:
-    """(kernel, stride, grid) per axis (t, h, w) for a feature volume and requested densities."""
-    ks = [conv_geometry(n, d) for n, d in zip(feature_size, density, strict=True)]
+def grid_geometry(
+    feature_size: Size3, density: Size3 | None, conv: tuple[Size3, Size3] | None = None
+) -> tuple[Size3, Size3, Size3]:
+    """(kernel, stride, grid) per axis (t, h, w) of the offset network's strided conv.
+
+    Args:
+        feature_size: (T, H, W) of the input volume.
+        density: requested (T_r, H_r, W_r); kernel and stride are derived (``conv_geometry``).
+        conv: (kernel, stride) given directly instead (``density`` is then ignored); the grid
+            is the padding-free conv's output size (n - k) // s + 1.
+
+    Raises:
+        ValueError: a given kernel is larger than the feature volume on some axis.
+    """
+    if conv is None:
+        ks = [conv_geometry(n, d) for n, d in zip(feature_size, density, strict=True)]
+    else:
+        ks = list(zip(conv[0], conv[1], strict=True))
+        if any(k > n for n, (k, _) in zip(feature_size, ks, strict=True)):
+            raise ValueError(
+                f"offset conv kernel {tuple(conv[0])} is larger than the feature volume "
+                f"{tuple(feature_size)}"
+            )
     kernel = tuple(k for k, _ in ks)
     stride = tuple(s for _, s in ks)
     grid = tuple((n - k) // s + 1 for n, (k, s) in zip(feature_size, ks, strict=True))
@@ -67,7 +90,7 @@ def reference_points(
     ``official``: cell centres (2i + 1) / n - 1 of an n-cell grid over [-1, 1] (official code).
     ``window``: the centre i * stride + (kernel - 1) / 2 of the conv window that produced the
     point's offset, normalised consistently with ``align_corners`` (with align_corners=True the
-    official formula lands slightly inside the true centres, official_impl.md §2.5).
+    official formula lands slightly inside the true centres).
     """
     axes = []
     for n_in, k, s, n in zip(feature_size, kernel, stride, grid, strict=True):
@@ -96,6 +119,8 @@ class ADSTA(nn.Module):
         num_heads: heads; also the number of offset groups G (official: G = heads).
         feature_size: (T, H, W) of the volume the module will see.
         density: requested sampling densities (T_r, H_r, W_r); clipped to ``feature_size``.
+        conv: the offset conv's (kernel, stride) given directly; None derives them from
+            ``density`` (see ``grid_geometry``).
         offset_factor: f in |offset| <= min(1, f / n) per axis (official 2.0).
         offset_norm: LayerNorm inside the offset network (official True; not in the paper).
         ref_points: "official" ((2i+1)/n - 1) or "window" (see ``reference_points``).
@@ -107,11 +132,12 @@ class ADSTA(nn.Module):
         dim: int,
         num_heads: int,
         feature_size: Size3,
-        density: Size3,
+        density: Size3 | None,
         offset_factor: float = 2.0,
         offset_norm: bool = True,
         ref_points: str = "official",
         align_corners: bool = True,
+        conv: tuple[Size3, Size3] | None = None,
     ):
         super().__init__()
         if dim % num_heads:
@@ -120,7 +146,10 @@ class ADSTA(nn.Module):
             raise ValueError(f"ref_points: unknown {ref_points!r}; allowed: {list(REF_POINTS)}")
         self.dim, self.num_heads = dim, num_heads
         self.feature_size = tuple(feature_size)
-        self.kernel, self.stride, self.grid = grid_geometry(self.feature_size, tuple(density))
+        self.kernel, self.stride, self.grid = grid_geometry(
+            self.feature_size, None if density is None else tuple(density), conv
+        )
+        self.conv_rule = "derived" if conv is None else "given"  # reporting only
         self.ref_mode, self.align_corners = ref_points, align_corners
         gc = dim // num_heads
         self.q = nn.Linear(dim, dim)

@@ -74,6 +74,22 @@ TRUNKS: dict[str, TrunkSpec] = {
             ("output_dim", 512),
         ),
     ),
+    # Tiny CLIP-style ViT for tests (random weights only): 2 blocks of width 64, 2 heads.
+    "vit_tiny": TrunkSpec(
+        "vit",
+        "",
+        (64,) * 2,
+        (16,) * 2,
+        CLIP_MEAN,
+        CLIP_STD,
+        kwargs=(
+            ("patch_size", 16),
+            ("width", 64),
+            ("layers", 2),
+            ("heads", 2),
+            ("output_dim", 32),
+        ),
+    ),
     "vit_l14": TrunkSpec(
         "vit",
         "ViT-L-14",
@@ -134,7 +150,8 @@ def create_trunk(
     """Build the bare trunk of backbone ``name`` and load its weights.
 
     Args:
-        name: one of ``TRUNKS`` (resnet18/34/50, resnet_tiny, resnet_tiny16, vit_b16, vit_l14).
+        name: one of ``TRUNKS`` (resnet18/34/50, resnet_tiny, resnet_tiny16, vit_b16, vit_tiny,
+            vit_l14).
         weights: "random" (library init), "hub" (timm ``pretrained=True`` on the ``*.tv_in1k``
             tag the official code's torchvision weights correspond to; open_clip
             ``pretrained="openai"``), or a path to a ``.safetensors`` / ``.pt`` file holding the
@@ -160,6 +177,8 @@ def create_trunk(
         else:
             import open_clip
 
+            if not spec.hub:
+                raise ValueError(f"weights: {name} has no hub weights; use 'random' or a path")
             kw = {} if image_size in (None, 224) else {"force_image_size": image_size}
             model = open_clip.create_model(spec.hub, pretrained="openai", **kw).visual
         return model.eval()
@@ -241,7 +260,7 @@ class _Encoder(nn.Module):
 
 
 class ResNetEncoder(_Encoder):
-    """A timm ResNet run frame by frame, with an adapter after chosen stages (official §4).
+    """A timm ResNet run frame by frame, with an adapter after chosen stages (qizhongtan/D2ST-Adapter).
 
     Args:
         trunk: timm ``ResNet`` from ``create_trunk``.
@@ -280,15 +299,45 @@ class ResNetEncoder(_Encoder):
         return rearrange(x, "(b t) c -> b t c", b=B, t=T)
 
 
+class _AdaptedBlock(nn.Module):
+    """A ViT block whose forward is a block rule (``block_adapters``) over its own frozen pieces.
+
+    It takes over the block's submodules under their own names, so the trunk's parameter names
+    and weights do not change; the rule's module is referenced, not registered (its parameters
+    live in ``ViTEncoder.adapters``).
+    """
+
+    def __init__(self, block: nn.Module, rule: nn.Module, batch_first: bool):
+        super().__init__()
+        if list(block.parameters(recurse=False)):
+            raise ValueError(f"{type(block).__name__} has its own parameters; cannot adapt it")
+        for name, child in block.named_children():
+            self.add_module(name, child)
+        self.__dict__["rule"] = rule  # not a submodule
+        self.batch_first = batch_first
+
+    def forward(self, q_x, k_x=None, v_x=None, attn_mask=None):
+        """open_clip's block signature; x (B*T, N, C), or (N, B*T, C) when not batch-first."""
+        if k_x is not None or v_x is not None or attn_mask is not None:
+            raise ValueError("adapted ViT blocks take self-attention without a mask only")
+        x = q_x if self.batch_first else q_x.transpose(0, 1)
+        x = self.rule.block_forward(self, x)
+        return x if self.batch_first else x.transpose(0, 1)
+
+
 class ViTEncoder(_Encoder):
-    """An open_clip ``VisionTransformer`` run frame by frame with adapters after chosen blocks.
+    """An open_clip ``VisionTransformer`` run frame by frame with adapters at chosen blocks.
 
     The trunk is used unchanged through its own ``forward``; two kinds of hooks add what the
-    official ``ViT_CLIP`` re-implementation adds (official §4):
+    official ``ViT_CLIP`` re-implementation adds (qizhongtan/D2ST-Adapter):
     - a forward pre-hook on ``ln_pre`` adds the learned, zero-initialised temporal embedding
       (1, T, C) to every token of frame t, after the positional embedding and before ln_pre;
     - a forward hook on each chosen ``transformer.resblocks[i]`` applies the adapter to the
       block's output (x <- x + MHSA; x <- x + MLP; x <- Adapter(x)).
+    An adapter with a ``block_forward`` (ST-Adapter x2, AIM, DualPath) instead replaces the
+    block by an ``_AdaptedBlock`` that runs the block's pieces in that method's order. A
+    ``frameset`` (DualPath) turns the clip into the frames the trunk sees and their CLS features
+    back into per-frame features.
     The projection is dropped (``proj = None``) so the feature is the width-d CLS after ln_post.
 
     Args:
@@ -296,8 +345,12 @@ class ViTEncoder(_Encoder):
         adapters: block index -> adapter.
         frames: T.
         temporal_embedding: add the temporal embedding (official True).
-        train_extras: CLS embedding, temporal embedding and ln_post trainable (official True).
+        train_extras: the ``extras`` trainable (official True).
         train_trunk: full fine-tuning.
+        extras: trunk parameters (by attribute name) and ``temporal_embedding`` made trainable
+            by ``train_extras``; the official D2ST set is CLS embedding, temporal embedding,
+            ln_post.
+        frameset: DualPath's ``GridFrameset``, or None.
     """
 
     def __init__(
@@ -310,6 +363,8 @@ class ViTEncoder(_Encoder):
         temporal_embedding: bool = True,
         train_extras: bool = True,
         train_trunk: bool = False,
+        extras: tuple[str, ...] = ("class_embedding", "temporal_embedding", "ln_post"),
+        frameset: nn.Module | None = None,
     ):
         super().__init__()
         trunk.proj = None  # features stay width-d (official deletes proj)
@@ -317,18 +372,31 @@ class ViTEncoder(_Encoder):
         self.adapters = nn.ModuleDict({str(i): a for i, a in adapters.items()})
         self.frames, self.mean, self.std = frames, tuple(mean), tuple(std)
         width = trunk.class_embedding.shape[-1]
-        self.feature_dim = width
+        self.frameset = frameset
+        self.feature_dim = width * (2 if frameset is not None else 1)
         self.temporal_embedding = (
             nn.Parameter(torch.zeros(1, frames, width)) if temporal_embedding else None
         )
-        extras = [trunk.class_embedding, *trunk.ln_post.parameters()]
+        params = []
+        for name in extras:
+            if name != "temporal_embedding":
+                part = getattr(trunk, name)
+                params += [part] if isinstance(part, nn.Parameter) else list(part.parameters())
         if self.temporal_embedding is not None:
-            extras.append(self.temporal_embedding)
+            if "temporal_embedding" in extras:
+                params.append(self.temporal_embedding)
             trunk.ln_pre.register_forward_pre_hook(self._add_temporal_embedding)
-        for p in extras:
+        for p in params:
             p.requires_grad_(train_extras or train_trunk)
+        if frameset is not None:
+            trunk.ln_pre.register_forward_pre_hook(frameset.embed_hook)
+        batch_first = getattr(trunk.transformer, "batch_first", True)
+        blocks = trunk.transformer.resblocks
         for i, adapter in self.adapters.items():
-            trunk.transformer.resblocks[int(i)].register_forward_hook(adapter.hook)
+            if hasattr(adapter, "block_forward"):
+                blocks[int(i)] = _AdaptedBlock(blocks[int(i)], adapter, batch_first)
+            else:
+                blocks[int(i)].register_forward_hook(adapter.hook)
 
     def _add_temporal_embedding(self, module: nn.Module, args: tuple) -> tuple:
         x = args[0]  # (B*T, N, C), batch-first inside _embeds
@@ -337,7 +405,13 @@ class ViTEncoder(_Encoder):
         return (rearrange(x, "b t n c -> (b t) n c"), *args[1:])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (B, T, 3, H, W) normalised frames -> (B, T, C) CLS features after ln_post."""
+        """x: (B, T, 3, H, W) normalised frames -> (B, T, C) CLS features after ln_post.
+
+        With a frameset (DualPath) the trunk sees (B, Tt + T) images and C is twice the width.
+        """
+        if self.frameset is not None:
+            x = self.frameset.frames_in(x)  # (B, Tt + T, 3, H, W)
         B, T = x.shape[:2]
         x = self.trunk(rearrange(x, "b t c h w -> (b t) c h w"))  # (B*T, C)
-        return rearrange(x, "(b t) c -> b t c", b=B, t=T)
+        x = rearrange(x, "(b t) c -> b t c", b=B, t=T)
+        return x if self.frameset is None else self.frameset.features(x)

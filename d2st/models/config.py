@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, fields
 
 from torch import nn
 
-from d2st.models.adapters import VARIANTS, AdapterOptions, build_adapter
+from d2st.models.adapters import VARIANTS, VIT_ONLY, AdapterOptions, build_adapter
 from d2st.models.backbones import (
     POSITIONS,
     TRUNKS,
@@ -22,6 +22,7 @@ from d2st.models.backbones import (
     insertion_indices,
     stage_feature_sizes,
 )
+from d2st.models.block_adapters import GridFrameset
 
 Size3 = tuple[int, int, int]
 
@@ -35,6 +36,20 @@ TABLE14_RESNET: tuple[tuple[Size3, Size3], ...] = (  # (aDSTA-S, aDSTA-T) after 
 )
 TABLE14_VIT: tuple[Size3, Size3] = ((2, 4, 4), (8, 2, 2))  # every block
 UNIFORM_DENSITY: Size3 = (4, 4, 4)  # aDSTA-Uniform
+
+# aDSTA heads (= offset groups) per ResNet stage, layer1..layer4, as qizhongtan/D2ST-Adapter fixes
+# them whatever the depth or bottleneck ratio; "per64" is one head per 64 bottleneck channels.
+RESNET_STAGE_HEADS: tuple[int, ...] = (1, 2, 4, 8)
+VIT_HEADS = 4  # every ViT block (qizhongtan/D2ST-Adapter)
+HEAD_RULES = ("stage", "per64")
+
+# Offset-conv (kernel, stride) per pathway that qizhongtan/D2ST-Adapter hard-codes for every ViT
+# (sized for ViT-B/16's 14x14 patch grid at T = 8); "derived" computes them from the densities.
+VIT_OFFSET_CONV: dict[str, tuple[Size3, Size3]] = {
+    "adsta_s": ((4, 5, 5), (4, 3, 3)),
+    "adsta_t": ((1, 7, 7), (1, 7, 7)),
+}
+OFFSET_CONV_RULES = ("official", "derived")
 
 # Official value first, paper value second, for every option that differs (docs/MODEL.md).
 PRESETS: dict[str, dict[str, object]] = {
@@ -92,6 +107,9 @@ class ModelCfg:
     temporal_density: Size3 | None = None  # aDSTA-T (t,h,w) for every stage; null = Table 14
     frames: int = 8  # T frames per video (the adapters' conv/grid arithmetic depends on it)
     image_size: int = 224  # input H = W (feature map sizes, ViT positional embedding)
+    # Rules the official code hard-codes (official defaults; docs/MODEL.md "Official rules").
+    resnet_heads: str = "stage"  # ResNet aDSTA heads: stage (1/2/4/8, official) | per64
+    vit_offset_conv: str = "official"  # ViT offset conv: official (fixed kernels) | derived
     preset: str = "official"  # default for the null options below: official | paper
     fusion: str | None = None  # pathway fusion: mean (official) | sum (paper)
     offset_norm: bool | None = None  # LayerNorm in the offset network (official) | none (paper)
@@ -111,11 +129,18 @@ class ModelCfg:
             ("adapter", self.adapter, VARIANTS),
             ("positions", self.positions, POSITIONS),
             ("preset", self.preset, PRESETS),
+            ("resnet_heads", self.resnet_heads, HEAD_RULES),
+            ("vit_offset_conv", self.vit_offset_conv, OFFSET_CONV_RULES),
         ):
             if value not in allowed:
                 raise ValueError(f"model.{key}: unknown {value!r}; allowed: {list(allowed)}")
         self.spatial_density = parse_density(self.spatial_density)
         self.temporal_density = parse_density(self.temporal_density)
+        spec = VARIANTS[self.adapter]
+        if spec is not None and spec.block is not None and TRUNKS[self.backbone].family != "vit":
+            raise ValueError(
+                f"model.adapter: {self.adapter!r} {VIT_ONLY}; model.backbone is {self.backbone!r}"
+            )
         if not 0 < self.bottleneck_ratio <= 4:
             raise ValueError(f"model.bottleneck_ratio: {self.bottleneck_ratio} not in (0, 4]")
         self.resolved()  # validate option values now, naming the key
@@ -162,15 +187,58 @@ def stage_densities(cfg: ModelCfg) -> list[tuple[Size3, Size3]]:
     return out
 
 
-def num_heads(family: str, hidden: int) -> int:
-    """aDSTA heads = offset groups: ViT 4 heads, ResNet 64 channels per head (official).
+def num_heads(family: str, hidden: int, stage: int = 0, rule: str = "stage") -> int:
+    """aDSTA heads (= offset groups) at one insertion point.
 
-    Falls back to the largest head count <= that which divides the bottleneck width.
+    Args:
+        family: "vit" (4 heads in every block) or "resnet".
+        hidden: bottleneck width C'.
+        stage: ResNet stage index, 0..3 for layer1..layer4.
+        rule: ResNet rule, "stage" (``RESNET_STAGE_HEADS``, official) or "per64" (one head per
+            64 channels, falling back to the largest count <= that which divides C'). ViT heads
+            fall back the same way.
+
+    Raises:
+        ValueError: under "stage", C' is not divisible by the stage's head count.
     """
-    h = 4 if family == "vit" else max(1, hidden // 64)
+    if family == "resnet" and rule == "stage":
+        h = RESNET_STAGE_HEADS[stage]
+        if hidden % h:
+            raise ValueError(
+                f"model.resnet_heads: stage {stage + 1} bottleneck width {hidden} is not divisible "
+                f"by its {h} heads (official 1/2/4/8); change model.bottleneck_ratio or use "
+                "model.resnet_heads=per64"
+            )
+        return h
+    h = VIT_HEADS if family == "vit" else max(1, hidden // 64)
     while hidden % h:
         h -= 1
     return h
+
+
+def offset_convs(cfg: ModelCfg, feature_size: Size3) -> dict[str, tuple[Size3, Size3] | None]:
+    """The offset conv (kernel, stride) given directly per aDSTA pathway, None = derive it.
+
+    Under ``vit_offset_conv: official`` a ViT pathway whose density is the Table 14 default uses
+    ``VIT_OFFSET_CONV`` (as the official code does for any patch grid, e.g. ViT-L/14's 16x16),
+    provided the kernel fits the (T, H, W) volume; where it does not (T < 4 or a patch grid
+    under 7, i.e. test-sized inputs the official code cannot run) the derived geometry is used.
+    ResNets, densities set in the config and fixed-density variants always derive.
+    """
+    spec = VARIANTS[cfg.adapter]
+    if (
+        TRUNKS[cfg.backbone].family != "vit"
+        or cfg.vit_offset_conv != "official"
+        or spec is None
+        or spec.density is not None
+    ):
+        return {"adsta_s": None, "adsta_t": None}
+    user = {"adsta_s": cfg.spatial_density, "adsta_t": cfg.temporal_density}
+    out: dict[str, tuple[Size3, Size3] | None] = {}
+    for kind, (kernel, stride) in VIT_OFFSET_CONV.items():
+        fits = all(k <= n for k, n in zip(kernel, feature_size, strict=True))
+        out[kind] = (kernel, stride) if user[kind] is None and fits else None
+    return out
 
 
 def build_encoder(cfg: ModelCfg) -> nn.Module:
@@ -185,35 +253,52 @@ def build_encoder(cfg: ModelCfg) -> nn.Module:
     densities = stage_densities(cfg)
     vit = spec.family == "vit"
     batch_first = getattr(getattr(trunk, "transformer", None), "batch_first", True)
+    variant = VARIANTS[cfg.adapter]
+    uses_adsta = variant is not None and any(k.startswith("adsta") for k in variant.pathways)
     adapters = {}
     for i in insertion_indices(cfg.positions, len(spec.stage_channels)):
         dim = spec.stage_channels[i]
         hidden = max(1, round(cfg.bottleneck_ratio * dim))
+        volume = (cfg.frames, *sizes[i])
+        convs = offset_convs(cfg, volume)
         a = build_adapter(
             cfg.adapter,
             dim,
             cfg.bottleneck_ratio,
-            (cfg.frames, *sizes[i]),
+            volume,
             tokens=vit,
-            num_heads=num_heads(spec.family, hidden),
+            num_heads=num_heads(spec.family, hidden, i, cfg.resnet_heads) if uses_adsta else 1,
             spatial_density=densities[i][0],
             temporal_density=densities[i][1],
             opts=adapter_opts,
             batch_first=batch_first,
+            spatial_conv=convs["adsta_s"],
+            temporal_conv=convs["adsta_t"],
         )
         if a is not None:
             adapters[i] = a
     full = cfg.adapter == "full"
     if vit:
         frozen_only = cfg.adapter == "none"
+        temporal, train_extras = bool(opts["temporal_embedding"]), bool(opts["train_extras"])
+        extras = ("class_embedding", "temporal_embedding", "ln_post")
+        frameset = None
+        if variant is not None and variant.extras is not None:  # a peer's own trainable set
+            extras, train_extras = variant.extras, True
+            temporal = "temporal_embedding" in extras
+        if variant is not None and variant.block == "dualpath":
+            grid = sizes[0]
+            frameset = GridFrameset(cfg.frames, spec.stage_channels[0], 1 + grid[0] * grid[1])
         return ViTEncoder(
             trunk,
             adapters,
             cfg.frames,
             spec.mean,
             spec.std,
-            temporal_embedding=bool(opts["temporal_embedding"]) and not frozen_only,
-            train_extras=bool(opts["train_extras"]) and not frozen_only,
+            temporal_embedding=temporal and not frozen_only,
+            train_extras=train_extras and not frozen_only,
             train_trunk=full,
+            extras=extras,
+            frameset=frameset,
         )
     return ResNetEncoder(trunk, adapters, cfg.frames, spec.mean, spec.std, train_trunk=full)
