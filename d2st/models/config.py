@@ -122,6 +122,10 @@ class ModelCfg:
     offset_factor: float | None = None  # f in |offset| <= min(1, f/n) (official 2.0)
     temporal_embedding: bool | None = None  # ViT: learned zero-init temporal embedding
     train_extras: bool | None = None  # ViT: CLS emb, temporal emb, ln_post trainable (official)
+    # D2ST-Adapter-MM (paper §4.2, CLIP-FSAR framework; d2st.models.mm, docs/MODEL.md)
+    mm: bool = False  # frozen CLIP text tower, video-text loss, prototype modulation
+    mm_text_weights: str | None = None  # null: "hub" if weights is "hub" else "random"; or a file
+    mm_prompt: str = "a photo of {}"  # prompt template (CLIP-FSAR's default)
 
     def __post_init__(self):
         for key, value, allowed in (
@@ -302,3 +306,13 @@ def build_encoder(cfg: ModelCfg) -> nn.Module:
             frameset=frameset,
         )
     return ResNetEncoder(trunk, adapters, cfg.frames, spec.mean, spec.std, train_trunk=full)
+
+
+def build_mm(cfg: ModelCfg, visual_dim: int) -> nn.Module | None:
+    """The D2ST-Adapter-MM head for ``cfg.mm`` (None when off); ``visual_dim`` = encoder width."""
+    if not cfg.mm:
+        return None
+    from d2st.models.mm import build_multimodal
+
+    text = cfg.mm_text_weights or ("hub" if str(cfg.weights) == "hub" else "random")
+    return build_multimodal(cfg.backbone, visual_dim, text, cfg.mm_prompt)
