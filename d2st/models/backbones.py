@@ -89,6 +89,16 @@ TRUNKS: dict[str, TrunkSpec] = {
             ("output_dim", 768),
         ),
     ),
+    # Test/smoke-sized CLIP-style ViT: 2 blocks of width 64, patch 8 (a 32x32 frame is 4x4 tokens).
+    "vit_tiny": TrunkSpec(
+        "vit",
+        "",
+        (64,) * 2,
+        (8,) * 2,
+        CLIP_MEAN,
+        CLIP_STD,
+        kwargs=(("patch_size", 8), ("width", 64), ("layers", 2), ("heads", 2), ("output_dim", 32)),
+    ),
 }
 
 
@@ -134,7 +144,8 @@ def create_trunk(
     """Build the bare trunk of backbone ``name`` and load its weights.
 
     Args:
-        name: one of ``TRUNKS`` (resnet18/34/50, resnet_tiny, resnet_tiny16, vit_b16, vit_l14).
+        name: one of ``TRUNKS`` (resnet18/34/50, resnet_tiny, resnet_tiny16, vit_b16, vit_l14,
+            vit_tiny).
         weights: "random" (library init), "hub" (timm ``pretrained=True`` on the ``*.tv_in1k``
             tag the official code's torchvision weights correspond to; open_clip
             ``pretrained="openai"``), or a path to a ``.safetensors`` / ``.pt`` file holding the
@@ -151,9 +162,9 @@ def create_trunk(
     """
     spec = _check_name(name)
     if str(weights) == "hub":
+        if not spec.hub:
+            raise ValueError(f"weights: {name} has no hub weights; use 'random' or a path")
         if spec.family == "resnet":
-            if not spec.hub:
-                raise ValueError(f"weights: {name} has no hub weights; use 'random' or a path")
             import timm
 
             model = timm.create_model(spec.hub, pretrained=True, num_classes=0)

@@ -22,6 +22,7 @@ from d2st.models.backbones import (
     insertion_indices,
     stage_feature_sizes,
 )
+from d2st.models.checkpointing import enable_checkpointing
 
 Size3 = tuple[int, int, int]
 
@@ -104,6 +105,7 @@ class ModelCfg:
     offset_factor: float | None = None  # f in |offset| <= min(1, f/n) (official 2.0)
     temporal_embedding: bool | None = None  # ViT: learned zero-init temporal embedding
     train_extras: bool | None = None  # ViT: CLS emb, temporal emb, ln_post trainable (official)
+    checkpointing: bool = False  # recompute adapted blocks in backward (d2st.models.checkpointing)
 
     def __post_init__(self):
         for key, value, allowed in (
@@ -206,7 +208,7 @@ def build_encoder(cfg: ModelCfg) -> nn.Module:
     full = cfg.adapter == "full"
     if vit:
         frozen_only = cfg.adapter == "none"
-        return ViTEncoder(
+        encoder = ViTEncoder(
             trunk,
             adapters,
             cfg.frames,
@@ -216,4 +218,6 @@ def build_encoder(cfg: ModelCfg) -> nn.Module:
             train_extras=bool(opts["train_extras"]) and not frozen_only,
             train_trunk=full,
         )
-    return ResNetEncoder(trunk, adapters, cfg.frames, spec.mean, spec.std, train_trunk=full)
+    else:
+        encoder = ResNetEncoder(trunk, adapters, cfg.frames, spec.mean, spec.std, train_trunk=full)
+    return enable_checkpointing(encoder) if cfg.checkpointing else encoder
