@@ -621,7 +621,7 @@ def run(
     warmup: int | None = None,
     repeats: int | None = None,
     steps: int | None = None,
-    time_budget: float = 420.0,
+    time_budget: float = 360.0,
 ) -> Path:
     """Run the check and write ``out_dir/gpu.csv``; returns its path.
 

@@ -59,7 +59,7 @@ def add_gpu_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--time-budget",
         type=float,
-        default=420.0,
+        default=360.0,
         help=f"seconds after which the remaining measurements are recorded as skipped {D}",
     )
 
