@@ -521,12 +521,18 @@ def make_jpeg_shards(folder: Path, plan: Plan) -> tuple[Path, str]:
 
 
 def _loader(shards, plan: Plan, workers: int, episodes: int, mean, std, device: torch.device):
+    from d2st import train as trainer
     from d2st.data.episodes import EpisodeSampler
-    from d2st.train import EpisodeClips
 
     way, shot, query = episode_shape()
     sampler = EpisodeSampler(shards.labels, way, shot, query, seed=0)
-    data = EpisodeClips(shards, sampler, range(episodes), plan.size, mean, std, True, True)
+    idx = range(episodes)
+    if hasattr(trainer, "View"):  # the trainer's view object (newer trainer)
+        view = trainer.View(crop=plan.size, mean=tuple(mean), std=tuple(std), flip=True,
+                            jitter=True, frames=plan.frames)  # fmt: skip
+        data = trainer.EpisodeClips(shards, sampler, idx, view)
+    else:  # plain transform arguments (older trainer)
+        data = trainer.EpisodeClips(shards, sampler, idx, plan.size, mean, std, True, True)
     return torch.utils.data.DataLoader(data, batch_size=None, shuffle=False, num_workers=workers,
                                        pin_memory=device.type == "cuda")  # fmt: skip
 
