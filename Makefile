@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 CORES ?= 2
 STAMP := $(VENV)/.d2st-setup-done
 
-.PHONY: setup demo test lint bench dryrun-paper report clean-demo help
+.PHONY: setup demo test lint bench gpu-check gpu-wheels dryrun-paper report clean-demo help
 
 help:
 	@echo "make demo   - set up (once) and run the synthetic demo: snakemake --cores $(CORES)"
@@ -15,6 +15,8 @@ help:
 	@echo "make setup  - create $(VENV) with pinned torch/torchvision, install d2st, ffmpeg"
 	@echo "make lint   - ruff + snakemake --lint"
 	@echo "make bench  - benchmarks into results/bench/*.csv"
+	@echo "make gpu-check  - CUDA check into results/bench/gpu.csv (a CPU smoke without a GPU)"
+	@echo "make gpu-wheels - download the wheels a bare GPU image lacks into $(WHEELS)/"
 
 setup: $(STAMP)
 
@@ -38,6 +40,26 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/d2st bench all --out results/bench
+
+# The GPU check (docs/BENCHMARKS.md "GPU check"); run `make setup` first, or, where d2st is
+# importable without this venv (a GPU image with the wheels below):
+#   make gpu-check D2ST="python3 -m d2st.cli" GPU_OUT=DIR GPU_ARGS="--time-budget 360"
+D2ST ?= $(BIN)/d2st
+GPU_OUT ?= results/bench
+GPU_ARGS ?=
+gpu-check:
+	$(D2ST) bench gpu --out $(GPU_OUT) $(GPU_ARGS)
+
+# Pure-Python wheels d2st needs that a bare CUDA image (torch, timm, h5py, pandas...) lacks:
+# open_clip and its ftfy (+ wcwidth); ffmpeg-python (+ future), imported by the data modules.
+# Versions from requirements/constraints.txt; for CPython 3.12 on x86-64 Linux.
+WHEELS ?= .whl
+GPU_WHEELS := open_clip_torch ftfy wcwidth ffmpeg-python future
+gpu-wheels:
+	$(PY) -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
+		--implementation cp --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 \
+		-c requirements/constraints.txt -d $(WHEELS) $(GPU_WHEELS)
+	@ls $(WHEELS)
 
 dryrun-paper: $(STAMP)
 	$(BIN)/snakemake -n --configfile=workflow/config/paper.yaml all_tables

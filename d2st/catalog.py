@@ -28,6 +28,8 @@ BACKBONES: dict[str, Backbone] = {
     "resnet_tiny16": Backbone("rntiny16", "resnet_tiny16", "resnet"),
     "vit_b16": Backbone("vitb16", "clip_vit_b16", "vit"),
     "vit_l14": Backbone("vitl14", "clip_vit_l14", "vit"),
+    "vit_tiny": Backbone("vittiny", "vit_tiny", "vit"),  # tests only (random weights)
+    "vit_tiny8": Backbone("vittiny8", "vit_tiny8", "vit"),  # GPU-check CPU smoke (random weights)
 }
 
 

@@ -105,6 +105,16 @@ TRUNKS: dict[str, TrunkSpec] = {
             ("output_dim", 768),
         ),
     ),
+    # Test/smoke-sized CLIP-style ViT: 2 blocks of width 64, patch 8 (a 32x32 frame is 4x4 tokens).
+    "vit_tiny8": TrunkSpec(
+        "vit",
+        "",
+        (64,) * 2,
+        (8,) * 2,
+        CLIP_MEAN,
+        CLIP_STD,
+        kwargs=(("patch_size", 8), ("width", 64), ("layers", 2), ("heads", 2), ("output_dim", 32)),
+    ),
 }
 
 
@@ -168,9 +178,9 @@ def create_trunk(
     """
     spec = _check_name(name)
     if str(weights) == "hub":
+        if not spec.hub:
+            raise ValueError(f"weights: {name} has no hub weights; use 'random' or a path")
         if spec.family == "resnet":
-            if not spec.hub:
-                raise ValueError(f"weights: {name} has no hub weights; use 'random' or a path")
             import timm
 
             model = timm.create_model(spec.hub, pretrained=True, num_classes=0)

@@ -23,6 +23,7 @@ from d2st.models.backbones import (
     stage_feature_sizes,
 )
 from d2st.models.block_adapters import GridFrameset
+from d2st.models.checkpointing import enable_checkpointing
 
 Size3 = tuple[int, int, int]
 
@@ -126,6 +127,7 @@ class ModelCfg:
     mm: bool = False  # frozen CLIP text tower, video-text loss, prototype modulation
     mm_text_weights: str | None = None  # null: "hub" if weights is "hub" else "random"; or a file
     mm_prompt: str = "a photo of {}"  # prompt template (CLIP-FSAR's default)
+    checkpointing: bool = False  # recompute adapted blocks in backward (d2st.models.checkpointing)
 
     def __post_init__(self):
         for key, value, allowed in (
@@ -293,7 +295,7 @@ def build_encoder(cfg: ModelCfg) -> nn.Module:
         if variant is not None and variant.block == "dualpath":
             grid = sizes[0]
             frameset = GridFrameset(cfg.frames, spec.stage_channels[0], 1 + grid[0] * grid[1])
-        return ViTEncoder(
+        encoder = ViTEncoder(
             trunk,
             adapters,
             cfg.frames,
@@ -305,7 +307,9 @@ def build_encoder(cfg: ModelCfg) -> nn.Module:
             extras=extras,
             frameset=frameset,
         )
-    return ResNetEncoder(trunk, adapters, cfg.frames, spec.mean, spec.std, train_trunk=full)
+    else:
+        encoder = ResNetEncoder(trunk, adapters, cfg.frames, spec.mean, spec.std, train_trunk=full)
+    return enable_checkpointing(encoder) if cfg.checkpointing else encoder
 
 
 def build_mm(cfg: ModelCfg, visual_dim: int) -> nn.Module | None:
