@@ -17,7 +17,6 @@ rule evaluate:
         runtime=lambda wc, attempt: RES["eval_runtime"] * attempt,
         gpu=RES["gpu"],
     params:
-        d2st=D2ST,
         run_dir=lambda wc: f"results/runs/{wc.run}",
         shards=lambda wc, input: str(Path(input.test).parent),
         shots=lambda wc: " ".join(map(str, MATRIX.eval_shots[wc.run])),
@@ -29,7 +28,6 @@ rule evaluate:
             f"--pairs {input.pairs}" if "pairs" in input.keys() else ""
         ),
     shell:
-        "{params.d2st} evaluate --run {params.run_dir} --shards {params.shards} --shots {params.shots} "
+        "d2st evaluate --run {params.run_dir} --shards {params.shards} --shots {params.shots} "
         "--episodes {params.episodes} --seed {params.seed} --split {input.split} {params.pairs} "
-        "--out {output.eval} "
-        "> {log} 2>&1"
+        "--out {output.eval} 2>&1 | d2st-progress {log} 'evaluate {wildcards.run}'"
