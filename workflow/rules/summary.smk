@@ -42,7 +42,7 @@ class _PlanSummary(logging.Handler):
             return
         total = sum(r[3] for r in rows.values())
         parts = ", ".join(
-            f"{name} {n} x {g} GPU x {rt / 60:g} h"
+            f"{name} {n} x {g} GPU x {rt} min"
             for name, (n, g, rt, _) in rows.items()
         )
         logger.info(
