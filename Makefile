@@ -7,14 +7,17 @@ BIN := $(VENV)/bin
 CORES ?= 2
 STAMP := $(VENV)/.d2st-setup-done
 
-.PHONY: setup demo test lint bench gpu-check gpu-wheels dryrun-paper report clean-demo help
+.PHONY: setup demo test lint bench gpu-check gpu-wheels dryrun-paper report config-docs clean-demo help
 
 help:
 	@echo "make demo   - set up (once) and run the synthetic demo: snakemake --cores $(CORES)"
 	@echo "make test   - set up (once) and run the test suite"
 	@echo "make setup  - create $(VENV) with pinned torch/torchvision, install d2st, ffmpeg"
-	@echo "make lint   - ruff + snakemake --lint"
-	@echo "make bench  - benchmarks into results/bench/*.csv"
+	@echo "make lint   - ruff format --check, ruff check, snakefmt --check, snakemake --lint"
+	@echo "make bench  - benchmarks into results/bench/local/*.csv (untracked)"
+	@echo "make dryrun-paper - the paper config's plan and GPU-hours, no data needed"
+	@echo "make report - results/report.html from what the workflow has built"
+	@echo "make config-docs  - regenerate config/README.md from the config schema"
 	@echo "make gpu-check  - CUDA check into results/bench/gpu.csv (a CPU smoke without a GPU)"
 	@echo "make gpu-wheels - download the wheels a bare GPU image lacks into $(WHEELS)/"
 
@@ -34,12 +37,20 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest tests -q
 
+SNAKE_FILES := Snakefile workflow/Snakefile workflow/rules
+
 lint: $(STAMP)
-	$(BIN)/ruff check d2st tests workflow/scripts
+	$(BIN)/ruff format --check d2st tests workflow/scripts workflow/bin/d2st-progress
+	$(BIN)/ruff check d2st tests workflow/scripts workflow/bin/d2st-progress
+	$(BIN)/snakefmt --check $(SNAKE_FILES)
 	$(BIN)/snakemake --lint
 
+# results/bench/local/ is ignored by git: the committed results/bench/*.csv stay as measured
 bench: $(STAMP)
-	$(BIN)/d2st bench all --out results/bench
+	$(BIN)/d2st bench all --out results/bench/local
+
+config-docs: $(STAMP)
+	$(BIN)/python workflow/scripts/config_docs.py > config/README.md
 
 # The GPU check (docs/BENCHMARKS.md "GPU check"); run `make setup` first, or, where d2st is
 # importable without this venv (a GPU image with the wheels below):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import copy
 import importlib
 import os
 import sys
@@ -36,10 +37,34 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """``--help`` of every command: each option's default (unless its help already names one)."""
+
+    @staticmethod
+    def _shows_default(action: argparse.Action) -> bool:
+        return bool(action.option_strings) and not any(
+            action.default is v for v in (None, False, argparse.SUPPRESS)
+        )
+
+    def _format_action(self, action: argparse.Action) -> str:
+        if action.help is None and self._shows_default(action):  # no help text: the default alone
+            action = copy.copy(action)
+            action.help = "(default: %(default)s)"
+        return super()._format_action(action)
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        help_ = action.help or ""
+        if "default" in help_ or not self._shows_default(action):
+            return help_
+        return f"{help_} (default: %(default)s)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     from d2st import __version__
 
-    parser = argparse.ArgumentParser(prog="d2st", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="d2st", description=__doc__.splitlines()[0], formatter_class=HelpFormatter
+    )
     parser.add_argument("--version", action="version", version=f"d2st {__version__}")
     parser.add_argument(
         "--debug", action="store_true", help="show the Python traceback of an error"
@@ -105,7 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     name = argv[0]
     module_name, help_ = COMMANDS[name]
     module = importlib.import_module(f"d2st.commands.{module_name}")
-    sub = argparse.ArgumentParser(prog=f"d2st {name}", description=help_)
+    sub = argparse.ArgumentParser(
+        prog=f"d2st {name}", description=help_, formatter_class=HelpFormatter
+    )
     module.add_arguments(sub)
     args = sub.parse_args(argv[1:])
     try:

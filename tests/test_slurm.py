@@ -1,5 +1,5 @@
-"""The SLURM profile, for real: the tiny synthetic pipeline through `--profile
-workflow/profiles/slurm` on a running cluster must give the same tables as a local run.
+"""The SLURM profile, for real: README.md's SLURM command for the tiny test config, run as
+written on a running cluster, must give the same tables as a local run.
 
 Needs a SLURM cluster with an idle node (CI starts one: `bash workflow/scripts/slurm_local.sh up`).
 Skipped with the reason otherwise; with D2ST_REQUIRE_SLURM=1 (set by .ci/run) a missing cluster
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -20,8 +21,10 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
-TEST_CONFIG = REPO / "workflow" / "config" / "test.yaml"
-PROFILE = REPO / "workflow" / "profiles" / "slurm"
+# the command README.md shows, run as written (CI: on a real single-node SLURM)
+README_COMMAND_PREFIX = (
+    "snakemake --profile workflow/profiles/slurm --configfile=.test/config/config.yaml"
+)
 STAGES = ("synth", "prepare", "pretrain", "train", "evaluate")
 LIMIT_S = int(os.environ.get("D2ST_SLURM_TIMEOUT", "900"))
 
@@ -58,22 +61,24 @@ def cluster():
         pytest.skip(f"stage CLIs not there yet: {missing}")
 
 
-def _run(workdir: Path, *extra: str) -> subprocess.CompletedProcess:
-    # SIGKILL: a status-polling hang ignores SIGTERM/SIGINT (slurm_local.md)
-    cmd = [
-        "timeout",
-        "-s",
-        "KILL",
-        str(LIMIT_S),
-        str(SNAKEMAKE),
-        "-s",
-        str(REPO / "Snakefile"),
-        "-d",
-        str(workdir),
-        f"--configfile={TEST_CONFIG}",
-        *extra,
-    ]
-    return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=LIMIT_S + 30)
+def readme_slurm_command() -> list[str]:
+    """The README's SLURM command for the test config, as written (one line of a bash block)."""
+    text = (REPO / "README.md").read_text()
+    for line in text.splitlines():
+        if line.startswith(README_COMMAND_PREFIX):
+            return shlex.split(line.split(" #", 1)[0])
+    raise AssertionError(f"README.md has no line starting with {README_COMMAND_PREFIX!r}")
+
+
+def _run(workdir: Path, cmd: list[str]) -> subprocess.CompletedProcess:
+    """`cmd` run in `workdir`, which sees the repository's workflow/ and .test/ (symlinks), so
+    the command's relative paths mean what they mean in a clone."""
+    for name in ("workflow", ".test"):
+        (workdir / name).symlink_to(REPO / name)
+    exe = [str(SNAKEMAKE), *cmd[1:]] if cmd[0] == "snakemake" else cmd
+    # SIGKILL: a status-polling hang ignores SIGTERM/SIGINT (see workflow/profiles/README.md)
+    full = ["timeout", "-s", "KILL", str(LIMIT_S), *exe]
+    return subprocess.run(full, cwd=workdir, capture_output=True, text=True, timeout=LIMIT_S + 30)
 
 
 def _tables(workdir: Path) -> dict[str, pd.DataFrame]:
@@ -90,35 +95,11 @@ def test_slurm_profile_matches_local_run(cluster, tmp_path, tmp_path_factory):
     remote = tmp_path / "slurm"
     remote.mkdir()
 
+    cmd = readme_slurm_command()
     partition = os.environ.get("D2ST_SLURM_PARTITION")
-    extra = [
-        "--profile",
-        str(PROFILE),
-        # test-cluster settings on top of the profile: poll early, no NFS lag, 2 concurrent jobs
-        "--slurm-init-seconds-before-status-checks",
-        "1",
-        "--latency-wait",
-        "5",
-        "--jobs",
-        "2",
-        "--retries",
-        "0",
-        "--slurm-keep-successful-logs",
-        # a job asking for more CPUs than a node has pends forever (reason PartitionConfig)
-        "--max-threads",
-        str(min(2, os.cpu_count() or 1)),
-        # the fake GPU: train jobs ask for one (-> sbatch --gpus=1), as on real data
-        "--set-resources",
-        "train:gpu=1",
-    ]
-    if partition:
-        extra += [
-            "--default-resources",
-            f"slurm_partition={partition}",
-            "mem_mb=1500",
-            "runtime=10",
-        ]
-    res = _run(remote, *extra)
+    if partition:  # a site's test partition; CI uses the cluster's default one
+        cmd += ["--default-resources", f"slurm_partition={partition}", "mem_mb=1500", "runtime=10"]
+    res = _run(remote, cmd)
     log = res.stdout[-4000:] + res.stderr[-4000:]
     assert res.returncode == 0, (
         f"snakemake on SLURM failed (rc {res.returncode}; -9 = killed by timeout):\n{log}"
@@ -129,7 +110,7 @@ def test_slurm_profile_matches_local_run(cluster, tmp_path, tmp_path_factory):
         for p in (remote / "logs" / "slurm").rglob("*.log")
     }
     assert {"rule_train", "rule_evaluate", "rule_prepare"} <= submitted, submitted
-    # train jobs asked for the (fake) GPU: sbatch --gpus=1 -> TRES gres:gpu:1
+    # train jobs asked for the (fake) GPU (test config resources.gpu: 1): sbatch --gpus=1
     train_ids = [p.stem for p in (remote / "logs" / "slurm" / "rule_train").rglob("*.log")]
     tres = subprocess.run(
         ["squeue", "-t", "all", "-h", "-j", ",".join(train_ids), "-O", "JobID:12,tres-per-job:40"],

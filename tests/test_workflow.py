@@ -95,6 +95,31 @@ def test_dry_run_synthetic_configs(tmp_path, name):
     assert not (tmp_path / "results").exists()  # a dry-run writes nothing
 
 
+def test_commands_hold_no_paths_of_this_environment():
+    """Rules call plain `d2st` (the running interpreter's bin folder goes first on PATH): no
+    shell command or param holds the executable's path, so running from another venv or clone
+    is no rerun trigger (Snakemake's params/code triggers)."""
+    rules = "\n".join(p.read_text() for p in (REPO / "workflow" / "rules").glob("*.smk"))
+    # the one use of the interpreter's path: PATH (and the warning when `d2st` is not there)
+    uses = [line for line in rules.splitlines() if "sys.executable" in line]
+    assert all("_PATH = " in line or "no `d2st` command" in line for line in uses), uses
+    assert "params.d2st" not in rules and "d2st=" not in rules
+    shells = re.findall(r'shell:\s*\n(?:\s*#.*\n)*\s*"\(?\s*(\S+)', rules)
+    assert shells and set(shells) <= {"d2st", "cp", "test"}, shells
+
+
+def test_dry_run_states_gpu_hours(tmp_path):
+    """The dry-run's plan: GPU-hours = jobs x resources.gpu x runtime limit, per GPU rule."""
+    res = snakemake("-n", f"--configfile={CONFIG / 'test.yaml'}", cwd=tmp_path)
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out[-3000:]
+    cfg = yaml.safe_load((CONFIG / "test.yaml").read_text())
+    runs = len(expand_matrix(cfg).runs)
+    res_ = cfg["resources"]
+    hours = runs * res_["gpu"] * (res_["train_runtime"] + res_["eval_runtime"]) / 60
+    assert f"d2st plan: at most {hours:,.1f} GPU-hours" in out, out[-2000:]
+
+
 def test_dry_run_paper_without_data_warns_and_shows_dag(tmp_path):
     res = snakemake(
         "-n",

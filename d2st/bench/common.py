@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import platform
+import sys
 import time
 from contextlib import contextmanager
+
+_T0 = time.perf_counter()
+_progress = {"last": 0.0, "count": 0}
+PROGRESS_EVERY_S = 10.0  # at most one progress line per this many seconds
+
+
+def say(message: str, bench: str = "") -> None:
+    """One progress / warning line on stderr: ``[bench data +12s] message``."""
+    tag = f"bench {bench}".strip()
+    print(f"[{tag} +{time.perf_counter() - _T0:.0f}s] {message}", file=sys.stderr, flush=True)
 
 
 def cpu_model() -> str:
@@ -37,8 +49,18 @@ def machine_info(device: str = "cpu") -> dict[str, str | int]:
 
 @contextmanager
 def timer():
-    """``with timer() as t: ...`` then ``t()`` gives the elapsed seconds."""
+    """``with timer() as t: ...`` then ``t()`` gives the elapsed seconds.
+
+    Every benchmark measures through this timer, so it also reports progress: at most one line
+    per ``PROGRESS_EVERY_S`` on stderr, naming the benchmark module and measurements done.
+    """
+    caller = inspect.currentframe().f_back.f_back  # the benchmark's frame (through contextmanager)
+    bench = (caller.f_globals.get("__name__", "") if caller else "").rsplit(".", 1)[-1]
     start = time.perf_counter()
     end: list[float] = []
     yield lambda: (end[0] if end else time.perf_counter()) - start
     end.append(time.perf_counter())
+    _progress["count"] += 1
+    if end[0] - _progress["last"] >= PROGRESS_EVERY_S:
+        _progress["last"] = end[0]
+        say(f"{_progress['count']} measurements done (last: {end[0] - start:.1f}s)", bench)

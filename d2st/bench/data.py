@@ -26,16 +26,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from d2st.bench.common import machine_info, timer
+from d2st.bench.common import machine_info, say, timer
 
 T, SIZE = 8, 256
 
 
-def _shared_videos() -> list[Path]:
+def _shared_roots() -> list[Path]:
     env = os.environ.get("D2ST_SHARED")
     roots = [Path(env)] if env else []
     roots.append(Path(__file__).resolve().parents[2].parent / "shared")
-    for r in roots:
+    return roots
+
+
+def _shared_videos() -> list[Path]:
+    for r in _shared_roots():
         d = r / "realdata" / "videos"
         if d.is_dir():
             return sorted(p for p in d.iterdir() if p.suffix in (".mp4", ".webm", ".avi", ".mov"))
@@ -129,7 +133,14 @@ def run(out_dir: Path, quick: bool = False) -> Path:
         ]
         source = "shared realdata videos"
         if not videos:
+            where = ", ".join(str(r / "realdata" / "videos") for r in _shared_roots())
+            say(
+                f"no real videos in {where} (set D2ST_SHARED): measuring 4 ffmpeg testsrc clips "
+                "instead; these numbers are not comparable with rows measured on real videos",
+                "data",
+            )
             videos, source = _testsrc_videos(work), "ffmpeg testsrc"
+        say(f"{len(videos)} {source}; decode, prepare, load, bytes", "data")
         reps = 1 if quick else 5
         batch = videos * reps
 

@@ -1,5 +1,7 @@
 # Config loading + validation, the expanded experiment matrix, path helpers, input functions.
+import os
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -7,28 +9,39 @@ import yaml
 from snakemake.logging import logger
 from snakemake.utils import update_config, validate
 
-REPO = Path(workflow.main_snakefile).resolve().parent
-if str(REPO) not in sys.path:  # the library, also when it is not pip-installed
-    sys.path.insert(0, str(REPO))
+
+def _source(rel):
+    """A file of this repository (relative to its root), also when the workflow is deployed as a
+    snakedeploy module: resolved from this file's folder, never from the user's working directory.
+    """
+    return str(workflow.source_path(f"../../{rel}"))
+
+
+# workflow/rules -> the repository; None when the module is read from a remote host
+_BASEDIR = workflow.current_basedir
+REPO = (
+    Path(_BASEDIR.get_path_or_uri(secret_free=True)).resolve().parents[1]
+    if type(_BASEDIR).__name__ == "LocalSourceFile"
+    else None
+)
+if REPO and (REPO / "d2st").is_dir() and str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))  # the library, also when it is not pip-installed
 
 from d2st.catalog import EVALS_DIR, RUNS_DIR  # noqa: E402
 from d2st.plan import MatrixError, expand_matrix  # noqa: E402
 
-
-def _d2st_command():
-    """How rules call the CLI: `d2st` from the conda env under --sdm conda, else this venv's."""
-    try:
-        from snakemake.settings.types import DeploymentMethod
-
-        if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method:
-            return "d2st"
-    except (ImportError, AttributeError):
-        pass
-    exe = Path(sys.executable).parent / "d2st"
-    return str(exe) if exe.is_file() else f"{sys.executable} -m d2st.cli"
-
-
-D2ST = _d2st_command()
+# Rules call plain `d2st` (and `d2st-progress`, workflow/bin): the command text never holds a
+# path, so running from another venv or checkout is no rerun trigger. This interpreter's bin
+# folder goes first on PATH (jobs inherit it; under --sdm conda the env's bin comes first).
+_PATH = [str(Path(sys.executable).parent)]
+if REPO:
+    _PATH.append(str(REPO / "workflow" / "bin"))
+os.environ.update(PATH=os.pathsep.join([*_PATH, os.environ.get("PATH", "")]))
+if shutil.which("d2st") is None:
+    logger.warning(
+        f"d2st: no `d2st` command next to {sys.executable} nor on PATH; every job will fail. "
+        "Install the package into this environment: pip install -e <repository>"
+    )
 CONDA_ENV = "../envs/d2st.yaml"
 
 
@@ -36,7 +49,7 @@ CONDA_ENV = "../envs/d2st.yaml"
 if (
     "tables" not in config
 ):  # no --configfile: the synthetic demo (plus any --config overrides)
-    _default = yaml.safe_load((REPO / "workflow/config/default.yaml").read_text())
+    _default = yaml.safe_load(Path(_source("workflow/config/default.yaml")).read_text())
     update_config(_default, dict(config))
     config.clear()
     config.update(_default)
@@ -50,6 +63,12 @@ except MatrixError as e:
     raise ValueError(f"config error in the experiment matrix: {e}") from None
 
 DATA = config["data_dir"]
+# the paper's numbers, shipped with the workflow (results/reported/), resolved at parse time
+REPORTED = {
+    spec["reported"]: _source(f"results/reported/{spec['reported']}")
+    for spec in config["tables"].values()
+    if spec.get("reported")
+}
 SPLITS = config["splits_dir"]
 RES = config["resources"]
 RUNS = MATRIX.runs
@@ -258,7 +277,7 @@ def table_inputs(wc):
     spec = config["tables"][wc.table]
     inputs = {"evals": [eval_csv(r) for r in table_runs(wc.table)]}
     if spec.get("reported"):
-        inputs["reported"] = f"{REPO}/results/reported/{spec['reported']}"
+        inputs["reported"] = REPORTED[spec["reported"]]
     return inputs
 
 

@@ -17,7 +17,6 @@ rule evaluate:
         runtime=lambda wc, attempt: RES["eval_runtime"] * attempt,
         gpu=RES["gpu"],
     params:
-        d2st=D2ST,
         run_dir=lambda wc: f"{RUNS_DIR}/{wc.run}",
         # the workflow's evaluation settings, as overrides of the run spec's eval section
         overrides=lambda wc, input: " ".join(eval_overrides(wc.run, input.test)),

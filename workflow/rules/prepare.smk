@@ -10,16 +10,15 @@ rule prepare:
         "logs/prepare/{dataset}_{partition}_{frames}f_{size}px.log",
     conda:
         CONDA_ENV
-    threads: 4
+    threads: RES["prepare_threads"]
     resources:
         mem_mb=lambda wc, attempt: RES["prepare_mem_mb"] * attempt,
         runtime=lambda wc, attempt: RES["prepare_runtime"] * attempt,
     params:
-        d2st=D2ST,
         videos=lambda wc: video_root(wc.dataset),
         out=lambda wc, output: str(Path(output[0]).parent),
     shell:
         "( test -d {params.videos:q} || {{ echo 'd2st: video root of {wildcards.dataset} not found: "
         "{params.videos} (set datasets.{wildcards.dataset}.videos in the config)'; exit 1; }} ; "
-        "{params.d2st} prepare --videos {params.videos:q} --split {input.split} --out {params.out} "
+        "d2st prepare --videos {params.videos:q} --split {input.split} --out {params.out} "
         "--frames {wildcards.frames} --size {wildcards.size} --jobs {threads} --no-progress ) > {log} 2>&1"

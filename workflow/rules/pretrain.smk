@@ -19,12 +19,12 @@ rule pretrain:
         mem_mb=lambda wc, attempt: 2000 * attempt,
         runtime=lambda wc, attempt: 30 * attempt,
     params:
-        d2st=D2ST,
         shards=lambda wc, input: str(Path(input.shards).parent),
         flags=lambda wc: " ".join(
             f"--{k.replace('_', '-')} {v}"
             for k, v in config["pretrain"].get("args", {}).items()
         ),
     shell:
-        "{params.d2st} pretrain --shards {params.shards} --geometry {input.geometry} "
-        "--backbone {wildcards.backbone} {params.flags} --out {output} > {log} 2>&1"
+        "d2st pretrain --shards {params.shards} --geometry {input.geometry} "
+        "--backbone {wildcards.backbone} {params.flags} --out {output} 2>&1 "
+        "| d2st-progress {log} 'pretrain {wildcards.synth}/{wildcards.backbone}'"

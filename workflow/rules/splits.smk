@@ -27,7 +27,6 @@ rule splits:
     resources:
         runtime=10,
     params:
-        d2st=D2ST,
         out=lambda wc, output: str(Path(output[0]).parent.parent),
         protocol=lambda wc: config["datasets"][wc.real]["protocol"],
         source=lambda wc: (
@@ -36,5 +35,5 @@ rule splits:
             else ""
         ),
     shell:
-        "{params.d2st} splits --dataset {wildcards.real} --protocol {params.protocol} {params.source} "
+        "d2st splits --dataset {wildcards.real} --protocol {params.protocol} {params.source} "
         "--out {params.out} > {log} 2>&1"

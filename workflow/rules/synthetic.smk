@@ -21,9 +21,8 @@ rule synth:
         mem_mb=lambda wc, attempt: 2000 * attempt,
         runtime=lambda wc, attempt: 15 * attempt,
     params:
-        d2st=D2ST,
         seed=config["synthetic"]["seed"],
         flags=synth_flags(),
         out=lambda wc: synth_dir(wc.synth),
     shell:
-        "{params.d2st} synth --out {params.out} --seed {params.seed} --jobs {threads} {params.flags} > {log} 2>&1"
+        "d2st synth --out {params.out} --seed {params.seed} --jobs {threads} {params.flags} > {log} 2>&1"

@@ -35,8 +35,7 @@ rule train:
         mem_mb=lambda wc, attempt: RES["train_mem_mb"] * attempt,
         runtime=lambda wc, attempt: RES["train_runtime"] * attempt,
         gpu=RES["gpu"],
-    params:
-        d2st=D2ST,
     shell:
-        # resumes from results/runs/{run}/checkpoint.pt when a previous attempt was cut off
-        "{params.d2st} train --config {input.config} > {log} 2>&1"
+        # resumes from results/runs/{run}/checkpoint.pt when a previous attempt was cut off;
+        # d2st-progress (workflow/bin): full output to the log, a progress line to the console
+        "d2st train --config {input.config} 2>&1 | d2st-progress {log} 'train {wildcards.run}'"
