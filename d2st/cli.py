@@ -12,8 +12,8 @@ line or key (and a ``hint:`` line where there is advice) and exits 1; ``d2st --d
 from __future__ import annotations
 
 import argparse
-import errno
 import copy
+import errno
 import importlib
 import os
 import sys

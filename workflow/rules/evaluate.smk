@@ -24,5 +24,5 @@ rule evaluate:
             f"--pairs {input.pairs}" if "pairs" in input.keys() else ""
         ),
     shell:
-        "{params.d2st} evaluate --run {params.run_dir} --split {input.split} {params.pairs} "
-        "--out {output.eval} {params.overrides} > {log} 2>&1"
+        "d2st evaluate --run {params.run_dir} --split {input.split} {params.pairs} "
+        "--out {output.eval} {params.overrides} 2>&1 | d2st-progress {log} 'evaluate {wildcards.run}'"
