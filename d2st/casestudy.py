@@ -126,22 +126,30 @@ def plot_case_study(
     runs = [c for c in study.columns if c not in lead]
     labels = labels or {}
     n = len(study)
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * n + 2), 3.8))
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * n + 2) + 2.2, 4.0))
     width = 0.8 / len(runs)
     x = np.arange(n) + (study["group"] == "loss").to_numpy() * 0.6  # a gap between the groups
     for i, run in enumerate(runs):
         ax.bar(x + (i - (len(runs) - 1) / 2) * width, study[run], width,
                label=labels.get(run, run))  # fmt: skip
     ax.set_xticks(x)
-    ax.set_xticklabels(study["class"], rotation=30, ha="right", fontsize=8)
+    ticks = [f"{c}\n({m:+.1f})" for c, m in zip(study["class"], study["margin"], strict=True)]
+    long = max(len(str(c)) for c in study["class"]) > 12
+    ax.set_xticklabels(
+        ticks, fontsize=8, rotation=25 if long else 0, ha="right" if long else "center"
+    )
     ax.set_ylabel(f"accuracy (%){f', {shot}-shot' if shot else ''}")
+    ax.set_xlabel("class (margin: first run - best other run, accuracy points)", fontsize=8)
     ax.set_ylim(0, 105)
     first = labels.get(runs[0], runs[0])
     for group, text in (("gain", f"{first} gains most"), ("loss", f"{first} loses most")):
         xs = x[(study["group"] == group).to_numpy()]
         if len(xs):
             ax.text(xs.mean(), 101, text, ha="center", va="bottom", fontsize=8)
-    ax.legend(fontsize=7, loc="lower right", framealpha=0.9)
+    gap = x[(study["group"] == "loss").to_numpy()]
+    if len(gap) and len(gap) < n:
+        ax.axvline(gap.min() - 0.8, color="0.6", lw=0.8, ls="--")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(out, dpi=120)
