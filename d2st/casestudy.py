@@ -189,3 +189,35 @@ def run_case_study(
         title = f"{names[runs[0]]} vs {', '.join(names[r] for r in runs[1:])}: per-class accuracy"
     plot_case_study(study, f"{prefix}.png", names, title, table.attrs["shot"])
     return study
+
+
+def comparable_runs(
+    runs: dict, pairs: Sequence[tuple[str, str]], datasets: Sequence[str]
+) -> dict[str, tuple[str, str]]:
+    """Case studies of a workflow's runs: {name: (run studied, run compared)}.
+
+    Two runs are compared when they differ only in the adapter (same dataset, backbone, metric,
+    way, shot, frames, seed; no variant or overrides). Used by the workflow's ``casestudy`` rule.
+
+    Args:
+        runs: run name -> :class:`d2st.tables.Run`.
+        pairs: (adapter studied, adapter compared), e.g. ("d2st", "st").
+        datasets: datasets to consider (the synthetic demo's).
+
+    Returns:
+        ``{dataset}_{backbone}_{metric}_{a}_vs_{b}`` -> (run name of a, run name of b).
+    """
+    groups: dict[tuple, dict[str, str]] = {}
+    for name, r in runs.items():
+        if r.dataset in datasets and r.variant is None and not r.overrides:
+            key = (r.dataset, r.backbone, r.metric, r.way, r.shot, r.frames, r.seed)
+            groups.setdefault(key, {})[r.adapter] = name
+    studies = {}
+    for (dataset, backbone, metric, *_), by_adapter in sorted(groups.items()):
+        for a, b in pairs:
+            if a in by_adapter and b in by_adapter:
+                studies[f"{dataset}_{backbone}_{metric}_{a}_vs_{b}"] = (
+                    by_adapter[a],
+                    by_adapter[b],
+                )
+    return studies

@@ -490,7 +490,9 @@ def visualize(
             :func:`default_stage`.
         query: (t, y, x) query pixel in the cropped frames; default :func:`default_query`.
         k_all, k_query: points drawn per pathway (paper: 100 and 50).
-        video_id, index, resize: see :func:`load_frames`.
+        video_id, index: see :func:`load_frames`.
+        resize: side a video file is resized to before the crop (default: the side of the
+            run's test shards when they exist, else the crop).
         points_csv: also write the full :func:`point_table` here.
     """
     from d2st.data.transforms import eval_transform
@@ -503,6 +505,10 @@ def visualize(
         if not cfg.data.test_shards:
             raise ValueError("--video missing and the run config has no data.test_shards")
         video = cfg.data.test_shards
+    if resize is None and cfg.data.test_shards and Path(cfg.data.test_shards).is_dir():
+        from d2st.data.shards import ShardSet
+
+        resize = ShardSet(cfg.data.test_shards).size  # the side the run's test clips have
     frames, what = load_frames(video, cfg.model.frames, crop, video_id, index, resize)
     mean, std = mean_std(cfg, enc)
     clip = eval_transform(torch.from_numpy(frames)[None], crop, mean, std)  # (1, T, 3, S, S)
@@ -520,9 +526,9 @@ def visualize(
         Path(points_csv).parent.mkdir(parents=True, exist_ok=True)
         table.to_csv(points_csv, index=False)
     selected = select_points(table, k_all, k_query)
-    name = Path(run).name if run is not None else f"{cfg.model.backbone} (random init)"
+    name = f"run {Path(run).name}" if run is not None else "random init"
     title = (
-        f"{name}: {cfg.model.adapter} on {cfg.model.backbone}, adapter "
+        f"{cfg.model.adapter} on {cfg.model.backbone} ({name}), adapter "
         f"{'all stages' if stage == 'all' else stage}; {what}; query ★ = frame {query[0]}, "
         f"pixel (y={query[1]}, x={query[2]})"
     )

@@ -35,7 +35,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--index", type=int, default=None, help="row of the clip in the shard folder")
     p.add_argument(
         "--resize", type=int, default=None,
-        help="side a video file is resized to before the centre crop (default: the crop)",
+        help="side a video file is resized to before the centre crop "
+        "(default: that of the run's test shards, else the crop)",
     )  # fmt: skip
     p.add_argument(
         "--stage", default=None,
