@@ -71,3 +71,21 @@ def test_cli_writes_csv_and_png(tmp_path):
     assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(FileNotFoundError, match="per_class.csv"):
         read_per_class(tmp_path / "nowhere")
+
+
+def test_workflow_pairs_runs_that_differ_only_in_the_adapter():
+    from d2st.casestudy import comparable_runs
+    from d2st.tables import Run
+
+    runs = [
+        Run("d2st", "resnet_tiny", "bimhm", "synthetic"),
+        Run("st", "resnet_tiny", "bimhm", "synthetic"),
+        Run("d2st_s", "resnet_tiny", "otam", "synthetic"),  # other metric: no d2st partner
+        Run("d2st", "resnet_tiny", "otam", "synthetic", seed=1),  # other seed
+        Run("st", "resnet50", "bimhm", "hmdb51"),  # dataset not asked for
+        Run("d2st", "resnet50", "bimhm", "hmdb51"),
+    ]
+    studies = comparable_runs(
+        {r.name: r for r in runs}, [("d2st", "st"), ("d2st", "d2st_s")], ["synthetic"]
+    )
+    assert studies == {"synthetic_resnet_tiny_bimhm_d2st_vs_st": (runs[0].name, runs[1].name)}
