@@ -47,6 +47,7 @@ from d2st.models.adsta import ADSTA
 ATOL = 1e-4  # max |recomputed - actual| aDSTA output allowed, relative to max(1, |output|)
 PATHWAY_LABELS = {"adsta_s": "aDSTA-S (spatial)", "adsta_t": "aDSTA-T (temporal)"}
 PATHWAY_COLOURS = {"adsta_s": "#ff9f1c", "adsta_t": "#2ec4f0"}
+STAGE_MARKERS = "osD^vP*X"  # one marker per adapter when several are pooled (--stage all)
 
 
 @dataclass
@@ -339,7 +340,12 @@ def render(
         (key for key in selected if not selected[key].empty),
         key=lambda k: (k[1] != "all", order.get(k[0], len(order))),
     )  # all-query rows first, then the query rows; S before T
-    label_w, top_in = 1.6, 0.45  # inches: row labels on the left, title on top
+    stages = sorted(  # adapter keys in network order: layer1 < layer2, block 9 < block 10
+        {str(st) for key in rows for st in selected[key]["stage"]}, key=lambda st: (len(st), st)
+    )
+    markers = dict(zip(stages, STAGE_MARKERS if len(stages) > 1 else "o", strict=False))
+    label_w = 1.6  # inches: row labels on the left
+    top_in = 0.45 + 0.2 * (len(stages) > 1)  # title (+ a legend of adapter markers) on top
     height = top_in + len(rows) * (panel_inches + 0.22)
     fig, axes = plt.subplots(
         len(rows), T, figsize=(label_w + T * panel_inches, height), squeeze=False
@@ -356,11 +362,12 @@ def render(
             ax = axes[r, t]
             ax.imshow(frames[t], interpolation="nearest", extent=(-0.5, S - 0.5, S - 0.5, -0.5))
             here = pts[pts.frame == t]
-            ax.scatter(
-                here.x, here.y, s=marker_area(here[col].to_numpy(), lo, hi, panel_inches),
-                facecolors=PATHWAY_COLOURS.get(kind, "w"), edgecolors="k", linewidths=0.5,
-                alpha=0.8,
-            )  # fmt: skip
+            for stage, pts_s in here.groupby(here["stage"].astype(str), sort=False):
+                ax.scatter(
+                    pts_s.x, pts_s.y, s=marker_area(pts_s[col].to_numpy(), lo, hi, panel_inches),
+                    marker=markers[stage], facecolors=PATHWAY_COLOURS.get(kind, "w"),
+                    edgecolors="k", linewidths=0.5, alpha=0.8,
+                )  # fmt: skip
             if what == "query" and query is not None and query[0] == t:
                 ax.scatter([query[2]], [query[1]], marker="*", s=220, c="red", edgecolors="w",
                            linewidths=0.8, zorder=5)  # fmt: skip
@@ -385,6 +392,14 @@ def render(
             labelpad=6,
         )
     fig.suptitle(title, fontsize=8.5, y=1 - 0.08 / height, va="top")
+    if len(stages) > 1:  # which adapter each point comes from
+        handles = [
+            plt.Line2D([], [], ls="", marker=markers[st], mfc="w", mec="k", label=f"adapter {st}")
+            for st in stages
+        ]
+        fig.legend(handles=handles, loc="upper center", fontsize=7, frameon=False,
+                   ncol=len(stages), bbox_to_anchor=(0.5, 1 - 0.22 / height),
+                   handletextpad=0.2, columnspacing=1.2)  # fmt: skip
     fig.savefig(out, dpi=dpi)
     plt.close(fig)
     return out
