@@ -142,7 +142,10 @@ def plot_case_study(
     ax.set_xlabel("class (margin: first run - best other run, accuracy points)", fontsize=8)
     ax.set_ylim(0, 105)
     first = labels.get(runs[0], runs[0])
-    for group, text in (("gain", f"{first} gains most"), ("loss", f"{first} loses most")):
+    for group, text in (
+        ("gain", f"{first}: largest margins"),
+        ("loss", f"{first}: smallest margins"),
+    ):
         xs = x[(study["group"] == group).to_numpy()]
         if len(xs):
             ax.text(xs.mean(), 101, text, ha="center", va="bottom", fontsize=8)
