@@ -34,6 +34,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("evaluate", "evaluate a trained run on test episodes, write eval.csv"),
     "tables": ("tables", "aggregate eval.csv files into the paper's tables"),
     "bench": ("bench", "run a benchmark and write results/bench/*.csv"),
+    "visualize": ("visualize", "draw aDSTA's shifted reference points and attention (Fig. 5)"),
+    "casestudy": ("casestudy", "classes where one run gains/loses most vs another (Fig. 3)"),
 }
 
 
