@@ -9,7 +9,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from d2st.config import OFFICIAL, preset
+from d2st.catalog import SCHEDULES
+from d2st.config import schedule as preset
 from d2st.recipe import (
     NanGuard,
     Recipe,
@@ -63,9 +64,10 @@ def _their_loop(n_tasks, base, warm_start, steps, lrs, ranks=2, batch_size=2, pe
     return out, window  # window: iterations back-propagated but never stepped
 
 
-@pytest.mark.parametrize("family,dataset", sorted(OFFICIAL))
+@pytest.mark.parametrize("family,dataset", sorted(SCHEDULES))
 def test_official_windows_match_their_two_gpu_loop(family, dataset):
-    lr, warm, n, steps, lrs, _ = OFFICIAL[(family, dataset)]
+    row = SCHEDULES[(family, dataset)]
+    lr, warm, n, steps, lrs = row.lr, row.warmup_start_lr, row.episodes, row.steps, row.factors
     theirs, never = _their_loop(n, lr, warm, steps, lrs)
     sched = _schedule(dataset, family)
     ours = list(update_windows(n, 8, "official", "drop"))
