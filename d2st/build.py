@@ -17,6 +17,19 @@ from d2st.models.fewshot import FewShotModel, load_trainable_state
 from d2st.models.metrics import build_metric
 
 
+def fix_threads(threads: int, deterministic: bool = True) -> None:
+    """Make a process's numbers independent of the machine's core count and job scheduler.
+
+    CPU kernels (oneDNN, MKL) split work by thread count and the split changes floating-point
+    sums, so ``torch.set_num_threads`` is set from the spec, never inherited from
+    ``OMP_NUM_THREADS`` or the core count; deterministic algorithms are requested where torch
+    has them (``warn_only``: an op without one, e.g. CUDA ``grid_sample`` backward, warns).
+    """
+    torch.set_num_threads(max(1, int(threads)))
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+
 def build_model(spec: RunConfig) -> FewShotModel:
     """Encoder + metric (+ aux head), seeded by ``run.seed`` so a random trunk is rebuilt exactly."""
     from d2st.models.config import build_encoder

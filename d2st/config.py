@@ -95,6 +95,9 @@ class TrainCfg:
     checkpoint_every: int = 200  # episodes between checkpoints (rounded up to whole updates)
     device: str = "auto"  # auto -> cuda if available (per local rank) else cpu
     workers: int = 0  # DataLoader workers preparing episodes (0 = in the main process)
+    threads: int = 1  # torch CPU threads of train/evaluate, fixed (never inherited): results
+    # on CPU depend on the thread count, so a spec fixes it (d2st.build.fix_threads)
+    deterministic: bool = True  # torch.use_deterministic_algorithms (warn where none exists)
     update_mode: Literal["official", "distinct"] = "official"  # their 2-GPU run | A distinct eps
     leftover: Literal["drop", "partial"] = "drop"  # draws after the last full update (theirs: drop)
     lr_timing: Literal["last", "start"] = "last"  # lr of the update's last iteration (theirs)

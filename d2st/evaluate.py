@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from d2st.build import check_shards, load_run, mean_std, resolve_device
+from d2st.build import check_shards, fix_threads, load_run, mean_std, resolve_device
 from d2st.data.episodes import EpisodeSampler
 from d2st.data.transforms import eval_transform
 from d2st.models.fewshot import FewShotModel
@@ -176,6 +176,7 @@ def _evaluate(run_dir, out, overrides, pairs, split, device, shard_set) -> pd.Da
 
     dev = resolve_device(device)
     spec, model = load_run(run_dir, dev, overrides)
+    fix_threads(spec.train.threads, spec.train.deterministic)
     ev = spec.eval
     shots, n_eps, seed, cache = list(ev.shots), int(ev.episodes), ev.seed, ev.cache_features
     shards_dir = spec.data.test_shards

@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import itertools
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from d2st import catalog
@@ -98,6 +98,7 @@ class TableRow:
     explicit: dict[str, Any] = field(
         default_factory=dict
     )  # the row's own `key:` (no derived columns)
+    seed: int = 0  # the run's seed (seed rows of a demo table)
 
 
 @dataclass
@@ -185,7 +186,7 @@ def expand_matrix(config: Mapping[str, Any], only: Iterable[str] | None = None) 
                     key.setdefault(col, val)
                 shots = [int(s) for s in row.get("shots", spec.get("shots", [1, 5]))]
                 protocols = list(row.get("protocols", spec.get("protocols", ["standard"])))
-                rows.append(TableRow(tname, run.name, key, shots, protocols, explicit))
+                rows.append(TableRow(tname, run.name, key, shots, protocols, explicit, run.seed))
                 eval_shots.setdefault(run.name, set()).update(shots)
         tables[tname] = rows
     return Matrix(runs, tables, {k: sorted(v) for k, v in eval_shots.items()}, kinds)
@@ -254,3 +255,85 @@ def run_dict(
     if not run.needs_training:
         cfg = _set_dotted(cfg, "train.episodes", 0)
     return cfg
+
+
+# ----------------------------------------------------------------------------- lr selection
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The learning-rate selection protocol of a workflow config (``lr_selection:``).
+
+    Every trained run whose ``train.lr`` is not fixed by its row gets the lr chosen for its
+    *method* (the run with the selection seed and no variant): each value of ``values`` is
+    trained with the same budget on the train classes, scored on ``partition`` (the validation
+    classes, never the test classes) with ``episodes`` ``shot``-shot episodes, and
+    :func:`choose_lr` applies :data:`SELECTION_RULE`.
+    """
+
+    values: tuple[float, ...]
+    seed: int = 0
+    partition: str = "val"
+    episodes: int = 500
+    shot: int = 1
+
+
+SELECTION_RULE = (
+    "highest mean 5-way accuracy on the validation classes; a tie within 0.5 points goes to "
+    "the smaller lr"
+)
+
+
+def selection_of(config: Mapping[str, Any]) -> Selection | None:
+    """The config's ``lr_selection`` section as a :class:`Selection` (None when absent/empty)."""
+    sec = config.get("lr_selection") or {}
+    if not sec.get("values"):
+        return None
+    return Selection(
+        tuple(float(v) for v in sec["values"]),
+        int(sec.get("seed", 0)),
+        str(sec.get("partition", "val")),
+        int(sec.get("episodes", 500)),
+        int(sec.get("shot", 1)),
+    )
+
+
+def method_key(run: Run, sel: Selection) -> str:
+    """The name of the method a run belongs to (its selection seed, no variant)."""
+    return replace(run, seed=sel.seed, variant=None).name
+
+
+def lr_candidates(runs: Mapping[str, Run], sel: Selection | None) -> dict[str, dict[float, Run]]:
+    """method key -> {lr: candidate run} for every trained run whose lr the selection sets."""
+    out: dict[str, dict[float, Run]] = {}
+    if sel is None:
+        return out
+    for run in runs.values():
+        if not run.needs_training or any(k == "train.lr" for k, _ in run.overrides):
+            continue
+        key = method_key(run, sel)
+        if key in out:
+            continue
+        out[key] = {
+            lr: replace(
+                run,
+                seed=sel.seed,
+                variant=f"lr{lr:g}",
+                overrides=tuple(sorted((*run.overrides, *lr_overrides(lr)))),
+            )
+            for lr in sel.values
+        }
+    return out
+
+
+def lr_overrides(lr: float) -> tuple[tuple[str, float], ...]:
+    """A selected lr as run overrides: the lr and a warm-up from lr / 5 (Table 13's ratio)."""
+    return (("train.lr", lr), ("train.warmup_start_lr", lr / 5))
+
+
+def choose_lr(scores: Mapping[float, float], tol: float = 0.5) -> float:
+    """Apply :data:`SELECTION_RULE` to ``{lr: validation accuracy in %}``."""
+    if not scores:
+        raise MatrixError("lr selection: no validation scores")
+    best = max(scores.values())
+    return min(lr for lr, acc in scores.items() if acc >= best - tol)

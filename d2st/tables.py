@@ -108,7 +108,11 @@ def build_table(
                 elif kind == "demo":
                     rec = {**row.explicit, "metric": _metric_of(row, ev), "protocol": protocol}
                     rec.update(
-                        shot=shot if shot is not None else 1, accuracy=acc, ci95=ci, run=row.run
+                        shot=shot if shot is not None else 1,
+                        seed=row.seed,
+                        accuracy=acc,
+                        ci95=ci,
+                        run=row.run,
                     )
                 elif kind == "efficiency":
                     rec = {
@@ -123,9 +127,50 @@ def build_table(
                     raise MatrixError(f"unknown table kind {kind!r}")
                 records.append(rec)
     df = pd.DataFrame.from_records(records)
+    if kind == "demo" and not df.empty:
+        df = with_seed_means(df)
     if kind == "efficiency" and not df.empty:
         df = df.drop_duplicates(subset=["run"]).drop(columns=["shot"])
     return df
+
+
+# Student's t quantile t_{0.975, df} for df = 1..30 (standard tables); 1.96 beyond
+T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+        2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+        2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)  # fmt: skip
+
+
+def seed_ci95(values) -> float:
+    """95% t-interval half-width of the mean over seeds: t_{0.975, n-1} * sd / sqrt(n)."""
+    import numpy as np
+
+    v = np.asarray([x for x in values if x == x], dtype=np.float64)
+    if len(v) < 2:
+        return math.nan
+    t = T975[len(v) - 2] if len(v) - 1 <= len(T975) else 1.96
+    return float(t * v.std(ddof=1) / math.sqrt(len(v)))
+
+
+def with_seed_means(df):
+    """Demo rows per seed + one ``seed == "mean"`` row per group: mean and CI over seeds.
+
+    A per-seed row's ``ci95`` is over its test episodes; a mean row's is the t-interval over the
+    seeds (:func:`seed_ci95`), the spread that matters when runs differ by seed.
+    """
+    import pandas as pd
+
+    keys = [c for c in df.columns if c not in ("seed", "accuracy", "ci95", "run")]
+    out = []
+    for _, g in df.groupby(keys, sort=False, dropna=False):
+        g = g.sort_values("seed")
+        out.append(g.assign(seed=g.seed.astype(str), n_seeds=1))
+        mean = g.iloc[0].copy()
+        mean["seed"], mean["run"] = "mean", ""
+        mean["accuracy"] = g.accuracy.mean()
+        mean["ci95"] = seed_ci95(g.accuracy)
+        mean["n_seeds"] = int(g.accuracy.notna().sum())
+        out.append(mean.to_frame().T)
+    return pd.concat(out, ignore_index=True)
 
 
 def _metric_of(row: TableRow, ev) -> str:
@@ -203,3 +248,45 @@ def to_markdown(df, title: str | None = None, digits: int = 1) -> str:
 
 
 # ----------------------------------------------------------------------------- plots
+
+
+def selection_table(candidates, evals, shot: int = 1):
+    """The lr-selection table: one row per (method, lr) with its validation score and choice.
+
+    Args:
+        candidates: ``(method key, lr, candidate run, adapter, metric)`` tuples, from
+            :func:`d2st.plan.lr_candidates`.
+        evals: concatenated validation ``eval.csv`` rows of the candidate runs.
+        shot: the shot the selection scores.
+    """
+    import pandas as pd
+
+    from d2st.plan import SELECTION_RULE, choose_lr
+
+    records = []
+    for key, lr, name, adapter, metric in candidates:
+        ev = _lookup_eval(evals, name, "standard", shot)
+        records.append(
+            {
+                "method_key": key,
+                "method": adapter,
+                "metric": metric,
+                "lr": lr,
+                "val_accuracy": float(ev["accuracy"]) if ev is not None else math.nan,
+                "val_ci95": float(ev["ci95"]) if ev is not None else math.nan,
+                "run": name,
+            }
+        )
+    df = pd.DataFrame.from_records(records)
+    df["chosen"] = False
+    for _, g in df.groupby("method_key", sort=False):
+        scores = {
+            float(r.lr): float(r.val_accuracy)
+            for r in g.itertuples()
+            if r.val_accuracy == r.val_accuracy
+        }
+        if scores:
+            best = choose_lr(scores)
+            df.loc[g.index[g.lr == best], "chosen"] = True
+    df["rule"] = SELECTION_RULE
+    return df

@@ -40,7 +40,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from d2st import recipe
-from d2st.build import build_model, check_shards, mean_std, resolve_device
+from d2st.build import build_model, check_shards, fix_threads, mean_std, resolve_device
 from d2st.config import RunConfig, load_config, yaml_text
 from d2st.data import sampling
 from d2st.data.episodes import EpisodeSampler
@@ -257,6 +257,7 @@ def claim_run_dir(spec: RunConfig) -> FolderLock:
 def setup(spec: RunConfig, train_set=None) -> Session:
     """Open the shards, build the model and optimiser, claim the run folder (no training yet)."""
     t = spec.train
+    fix_threads(t.threads, t.deterministic)
     if spec.metric.aux_weight > 0 and spec.metric.aux_classes is None:
         raise ValueError("metric.aux_classes: unresolved; build the spec with d2st.config.resolve")
     ddp = init_distributed(t.device)

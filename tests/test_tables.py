@@ -15,7 +15,9 @@ from d2st.plots import plot_table
 from d2st.tables import build_table, to_markdown
 
 REPO = Path(__file__).resolve().parents[1]
-CONFIGS = {n: REPO / "workflow" / "config" / f"{n}.yaml" for n in ("default", "paper", "test")}
+CONFIGS = {
+    n: REPO / "workflow" / "config" / f"{n}.yaml" for n in ("default", "demo_full", "paper", "test")
+}
 
 
 def load(name: str) -> dict:
@@ -171,25 +173,26 @@ def test_memory_and_params_are_reproduced_next_to_reported():
 
 
 def test_demo_table_has_method_metric_protocol(tmp_path):
-    cfg = load("default")
+    cfg = load("demo_full")
     m = expand_matrix(cfg)
-    rows = m.tables["demo"]
+    rows = m.tables["demo_full"]
     evals = pd.concat([fake_eval(r.run, pairs=True) for r in rows], ignore_index=True)
     df = build_table(rows, evals, kind="demo")
-    methods = {r["key"]["method"] for r in cfg["tables"]["demo"]["rows"]}
+    methods = {r["key"]["method"] for r in cfg["tables"]["demo_full"]["rows"]}
     assert set(df["method"]) == methods
     assert set(df["metric"]) == {"Bi-MHM", "OTAM", "TRX"}
     assert set(df["protocol"]) == {"standard", "reversed_pairs"}
-    # per row (method x metric): shots 1 and 5 (standard) + one reversed-pair row
-    assert len(df) == len(rows) * 3
-    assert len(df.drop_duplicates(["method", "metric", "protocol", "shot"])) == len(df)
+    # per row (method x metric x seed): shots 1 and 5 (standard) + one reversed-pair row, and one
+    # mean row per (method x metric x protocol x shot) over the 3 seeds
+    assert len(df) == len(rows) * 3 + len(rows) * 3 // 3
+    assert len(df.drop_duplicates(["method", "metric", "protocol", "shot", "seed"])) == len(df)
     assert df["accuracy"].notna().all()
     png = plot_table(df, "demo", tmp_path / "demo.png", title="demo")
     assert png.stat().st_size > 1000
 
 
 def test_efficiency_table_per_episode_times():
-    cfg = load("default")
+    cfg = load("demo_full")
     rows = expand_matrix(cfg).tables["efficiency_demo"]
     evals = pd.concat([fake_eval(r.run) for r in rows], ignore_index=True)
     df = build_table(rows, evals, kind="efficiency", train_episodes={r.run: 300 for r in rows})
@@ -234,3 +237,44 @@ def test_tables_command(tmp_path):
     df = pd.read_csv(out / "table9.csv")
     assert df["reproduced"].notna().sum() == 2  # the one evaluated run, shots 1 and 5
     assert (out / "table9.md").is_file() and (out / "table9.png").is_file()
+
+
+def test_demo_table_keeps_seed_rows_and_adds_the_mean_with_a_t_interval():
+    from d2st.tables import with_seed_means
+
+    df = pd.DataFrame(
+        {
+            "method": ["a"] * 3,
+            "metric": ["bimhm"] * 3,
+            "protocol": ["standard"] * 3,
+            "shot": [1] * 3,
+            "seed": [2, 0, 1],
+            "accuracy": [60.0, 50.0, 70.0],
+            "ci95": [1.0, 1.0, 1.0],
+            "run": ["r2", "r0", "r1"],
+        }
+    )
+    out = with_seed_means(df)
+    assert out.seed.tolist() == ["0", "1", "2", "mean"]
+    mean = out[out.seed == "mean"].iloc[0]
+    assert mean.accuracy == pytest.approx(60.0) and mean.n_seeds == 3
+    # t_{0.975, 2} = 4.303 (t tables); sd of (50, 60, 70) = 10
+    assert mean.ci95 == pytest.approx(4.303 * 10 / math.sqrt(3))
+
+
+def test_lr_selection_takes_the_best_validation_score_and_the_smaller_lr_on_ties():
+    from d2st.plan import Run, choose_lr, lr_candidates, selection_of
+
+    assert choose_lr({1e-3: 50.0, 3e-3: 60.0, 1e-2: 59.8}) == 3e-3  # tie within 0.5 -> smaller
+    assert choose_lr({1e-3: 50.0, 3e-3: 60.0, 1e-2: 61.0}) == 1e-2
+    sel = selection_of({"lr_selection": {"values": [1e-3, 1e-2], "seed": 0}})
+    runs = {
+        r.name: r
+        for r in (Run("d2st", "resnet_tiny", "bimhm", "synthetic", seed=s) for s in (0, 1, 2))
+    }
+    runs["none"] = Run("none", "resnet_tiny", "bimhm", "synthetic")  # nothing to train
+    cands = lr_candidates(runs, sel)
+    assert len(cands) == 1  # one method, whatever its seeds
+    (c,) = cands.values()
+    assert sorted(c) == [1e-3, 1e-2] and all(r.seed == 0 for r in c.values())
+    assert all(dict(r.overrides)["train.lr"] == lr for lr, r in c.items())

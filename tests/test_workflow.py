@@ -50,22 +50,29 @@ def stages_missing() -> list[str]:
 
 
 def expected_counts(name: str, target_all: bool) -> dict[str, int]:
+    from d2st.plan import lr_candidates, selection_of
+
     cfg = yaml.safe_load((CONFIG / f"{name}.yaml").read_text())
     m = expand_matrix(cfg)
     runs = m.runs.values()
+    sel = selection_of(cfg)
+    candidates = sum(len(c) for c in lr_candidates(m.runs, sel).values())
     counts = {
-        "run_config": len(m.runs),
-        "train": len(m.runs),
+        "run_config": len(m.runs) + candidates,
+        "train": len(m.runs) + candidates,
         "evaluate": len(m.runs),
         "table": len(cfg["tables"]),
     }
+    if candidates:
+        counts["evaluate_val"] = candidates
+        counts["select_lr"] = 1
     demos = sum(1 for t in cfg["tables"].values() if t.get("kind") == "demo")
     if demos:
         counts["per_class"] = demos
     synthetic = [d for d, s in cfg["datasets"].items() if s.get("synthetic")]
     if synthetic:
         counts["synth"] = len(synthetic)
-        counts["pretrain"] = len(synthetic)
+        counts["pretrain"] = len(synthetic) * len({r.seed for r in runs})  # one trunk per seed
     real = sorted({r.dataset for r in runs} - set(synthetic))
     if real:
         counts["splits"] = len(real)
@@ -214,8 +221,13 @@ def check_tiny_outputs(workdir: Path) -> pd.DataFrame:
     demo = pd.read_csv(workdir / "results/tables/demo.csv")
     n_methods = len(cfg["tables"]["demo"]["rows"])
     n_metrics = len(cfg["tables"]["demo"]["grid"]["metric"])
-    assert len(demo) == n_methods * n_metrics * 3  # shots 1, 5 + reversed pairs
+    n_seeds = len(cfg["tables"]["demo"]["grid"]["seed"])
+    # shots 1, 5 + reversed pairs, per seed and once more as the mean over seeds
+    assert len(demo) == n_methods * n_metrics * 3 * (n_seeds + 1)
     assert demo["accuracy"].between(0, 100).all() and demo["ci95"].ge(0).all()
+    assert set(demo["seed"].astype(str)) == {*map(str, range(n_seeds)), "mean"}
+    lr = pd.read_csv(workdir / "results/tables/lr_selection.csv")
+    assert lr.groupby("method_key").chosen.sum().eq(1).all()  # one lr chosen per method
     assert set(demo["protocol"]) == {"standard", "reversed_pairs"}
     for ext in ("md", "png"):
         assert (workdir / f"results/tables/demo.{ext}").stat().st_size > 0

@@ -17,12 +17,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=128, help="frames per step")
     p.add_argument("--holdout", type=float, default=0.1, help="fraction of videos held out")
     p.add_argument("--seed", type=int, default=0, help="seed (split, init, batch order)")
+    p.add_argument(
+        "--threads", type=int, default=1, help="torch CPU threads (fixed: results depend on it)"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def main(args: argparse.Namespace) -> int:
+    from d2st.build import fix_threads
     from d2st.pretrain import pretrain
 
+    fix_threads(args.threads)
     report = pretrain(
         args.shards,
         args.geometry,

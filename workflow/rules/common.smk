@@ -28,7 +28,13 @@ if REPO and (REPO / "d2st").is_dir() and str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # the library, also when it is not pip-installed
 
 from d2st.catalog import EVALS_DIR, RUNS_DIR  # noqa: E402
-from d2st.plan import MatrixError, expand_matrix  # noqa: E402
+from d2st.plan import (  # noqa: E402
+    MatrixError,
+    expand_matrix,
+    lr_candidates,
+    method_key,
+    selection_of,
+)
 
 # Rules call plain `d2st` (and `d2st-progress`, workflow/bin): the command text never holds a
 # path, so running from another venv or checkout is no rerun trigger. This interpreter's bin
@@ -71,7 +77,13 @@ REPORTED = {
 }
 SPLITS = config["splits_dir"]
 RES = config["resources"]
-RUNS = MATRIX.runs
+# learning-rate selection on the validation classes (d2st.plan.Selection): candidate runs per
+# method, trained like the table's runs and scored on `lr_selection.partition`
+SELECTION = selection_of(config)
+LR_CANDIDATES = lr_candidates(MATRIX.runs, SELECTION)
+CANDIDATE_RUNS = {r.name: r for c in LR_CANDIDATES.values() for r in c.values()}
+LR_TABLE = "results/tables/lr_selection.csv"
+RUNS = {**MATRIX.runs, **CANDIDATE_RUNS}
 TABLES = list(config["tables"])
 for _t, _spec in config["tables"].items():
     for _ds in {RUNS[r.run].dataset for r in MATRIX.tables[_t]}:
@@ -99,7 +111,8 @@ wildcard_constraints:
     size=r"\d+",
     run=_alternatives(RUNS),
     table=_alternatives(TABLES),
-    backbone=r"[a-z0-9_]+",
+    backbone=r"[a-z0-9_]+?",
+    seed=r"\d+",
 
 
 # ---------------------------------------------------------------- missing data, said once
@@ -133,8 +146,9 @@ def synth_dir(dataset):
     return f"{DATA}/{dataset}"
 
 
-def pretrained_path(dataset, backbone):
-    return f"{DATA}/pretrained/{dataset}/{backbone}.safetensors"
+def pretrained_path(dataset, backbone, seed=0):
+    """The workflow's own pretrained trunk; one per seed (seed = init + episodes + trunk)."""
+    return f"{DATA}/pretrained/{dataset}/{backbone}_s{seed}.safetensors"
 
 
 def weights_of(run):
@@ -146,7 +160,7 @@ def weights_of(run):
                 f"weights.{run.backbone}: 'pretrain' needs a synthetic dataset, run {run.name} "
                 f"uses {run.dataset}"
             )
-        p = pretrained_path(run.dataset, run.backbone)
+        p = pretrained_path(run.dataset, run.backbone, run.seed)
         return p, p
     if w in ("hub", "random"):
         return w, None
@@ -228,6 +242,40 @@ def run_inputs(wc):
     return inputs
 
 
+def selected_by(name):
+    """The method key whose chosen lr this (final) run uses, or None."""
+    if SELECTION is None or name in CANDIDATE_RUNS:
+        return None
+    key = method_key(RUNS[name], SELECTION)
+    return key if key in LR_CANDIDATES else None
+
+
+def run_config_inputs(wc):
+    inputs = {"train": run_inputs(wc)["train"]}
+    if selected_by(wc.run):
+        inputs["lr"] = LR_TABLE
+    return inputs
+
+
+def val_csv(run):
+    return f"{EVALS_DIR}/{run}/val/eval.csv"
+
+
+def selection_inputs(wildcards=None):
+    return [val_csv(r) for r in CANDIDATE_RUNS]
+
+
+def val_overrides(name):
+    """`d2st evaluate` overrides scoring a candidate run on the selection partition."""
+    run = RUNS[name]
+    return [
+        f"data.test_shards={shard_dir(run.dataset, SELECTION.partition, run.frames)}",
+        f"eval.shots=[{SELECTION.shot}]",
+        f"eval.episodes={SELECTION.episodes}",
+        f"eval.seed={config['eval']['seed']}",
+    ]
+
+
 def run_dict(name):
     """The run's settings before resolution (d2st.plan.run_dict); rule run_config resolves them."""
     from d2st.plan import run_dict as plan_run_dict
@@ -253,6 +301,15 @@ def eval_inputs(wc):
     if config["datasets"][run.dataset].get("pairs"):
         inputs["pairs"] = f"{synth_dir(run.dataset)}/pairs.csv"
     return inputs
+
+
+def lr_candidate_rows():
+    """(method key, lr, candidate run) rows of the selection, for rule select_lr."""
+    return [
+        (key, lr, run.name, run.adapter, run.metric)
+        for key, c in LR_CANDIDATES.items()
+        for lr, run in c.items()
+    ]
 
 
 def eval_overrides(name, test_manifest):

@@ -1,5 +1,6 @@
 # "ImageNet" of the synthetic demo: regress per-frame geometry (x, y, size, orientation, opacity)
-# from single frames of the base (train) classes; the trunk is then frozen by every run.
+# from single frames of the base (train) classes; the trunk is then frozen by every run. One
+# trunk per seed: a run's seed covers its adapter init, its episodes and its trunk.
 
 
 rule pretrain:
@@ -9,22 +10,25 @@ rule pretrain:
         ),
         geometry=f"{DATA}/{{synth}}/geometry.csv",
     output:
-        f"{DATA}/pretrained/{{synth}}/{{backbone}}.safetensors",
+        f"{DATA}/pretrained/{{synth}}/{{backbone}}_s{{seed}}.safetensors",
     log:
-        "logs/pretrain/{synth}_{backbone}.log",
+        "logs/pretrain/{synth}_{backbone}_s{seed}.log",
     conda:
         CONDA_ENV
-    threads: 2
+    threads: config["pretrain"].get("threads", 1)
     resources:
         mem_mb=lambda wc, attempt: 2000 * attempt,
         runtime=lambda wc, attempt: 30 * attempt,
     params:
         shards=lambda wc, input: str(Path(input.shards).parent),
+        # torch threads fixed by the config, not by --cores: results depend on the thread count
+        threads=config["pretrain"].get("threads", 1),
         flags=lambda wc: " ".join(
             f"--{k.replace('_', '-')} {v}"
             for k, v in config["pretrain"].get("args", {}).items()
         ),
     shell:
         "d2st pretrain --shards {params.shards} --geometry {input.geometry} "
-        "--backbone {wildcards.backbone} {params.flags} --out {output} 2>&1 "
-        "| d2st-progress {log} 'pretrain {wildcards.synth}/{wildcards.backbone}'"
+        "--backbone {wildcards.backbone} --seed {wildcards.seed} --threads {params.threads} "
+        "{params.flags} --out {output} 2>&1 "
+        "| d2st-progress {log} 'pretrain {wildcards.synth}/{wildcards.backbone} seed {wildcards.seed}'"

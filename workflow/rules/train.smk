@@ -3,8 +3,9 @@
 
 rule run_config:
     input:
-        # the train classes size the auxiliary head (metric.aux_classes) when it is on
-        train=lambda wc: run_inputs(wc)["train"],
+        # train classes size the auxiliary head (metric.aux_classes) when it is on; runs whose lr
+        # is chosen on the validation classes read it from the selection table
+        unpack(run_config_inputs),
     output:
         "results/configs/{run}.yaml",
     log:
@@ -15,6 +16,7 @@ rule run_config:
         # the run's settings are a param: editing the matrix or hparams re-runs exactly the
         # affected runs (Snakemake's params rerun trigger); the script resolves them once
         cfg=lambda wc: run_dict(wc.run),
+        method=lambda wc: selected_by(wc.run) or "",
     script:
         "../scripts/write_run_config.py"
 
