@@ -32,7 +32,7 @@ def hash_items(table):
 
 def hash_inputs(wc):
     # shards.csv is written by `d2st prepare` before manifest.csv, which is the rule's output
-    return [p for stage, _, p in hash_items(wc.table) if not p.endswith("/shards.csv")]
+    return [p for _, _, p in hash_items(wc.table) if Path(p).name != "shards.csv"]
 
 
 def hash_targets(tables):
