@@ -7,10 +7,11 @@ BIN := $(VENV)/bin
 CORES ?= 2
 STAMP := $(VENV)/.d2st-setup-done
 
-.PHONY: setup demo test lint bench gpu-check gpu-wheels dryrun-paper report config-docs clean-demo help
+.PHONY: setup demo demo-full test lint bench gpu-check gpu-wheels dryrun-paper report config-docs clean-demo help
 
 help:
 	@echo "make demo   - set up (once) and run the synthetic demo: snakemake --cores $(CORES)"
+	@echo "make demo-full - the full adapter x metric x seed grid (workflow/config/demo_full.yaml)"
 	@echo "make test   - set up (once) and run the test suite"
 	@echo "make setup  - create $(VENV) with pinned torch/torchvision, install d2st, ffmpeg"
 	@echo "make lint   - ruff format --check, ruff check, snakefmt --check, snakemake --lint"
@@ -31,8 +32,29 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 	$(BIN)/python -c "import torch, torchvision, timm, open_clip, h5py; print('torch', torch.__version__, 'torchvision', torchvision.__version__)"
 	touch $(STAMP)
 
+# The demo's numbers go into README.md between <!-- demo:start/end --> (demo-full: between
+# <!-- demo-full:start/end -->) with the machine and the wall time of the snakemake run (setup
+# excluded); README.md is left as is when the run did not rebuild the table.
+DEMO_TABLE ?= results/tables/demo.csv
+DEMO_LR ?= results/tables/demo_lr.csv
+DEMO_FULL_CONFIG ?= workflow/config/demo_full.yaml
+DEMO_FULL_TABLE ?= results/tables/demo_full.csv
+DEMO_FULL_LR ?= results/tables/demo_full_lr.csv
+
+# $(call timed_demo,SNAKEMAKE ARGS,TABLE,LR TABLE,MARKER,COMMAND)
+define timed_demo
+	@start=$$(date +%s); \
+	echo "snakemake --cores $(CORES) $(1)"; \
+	$(BIN)/snakemake --cores $(CORES) $(1) || exit $$?; \
+	$(BIN)/python workflow/scripts/readme_demo.py --table $(2) --lr $(3) --readme README.md \
+		--marker $(4) --command "$(5)" --since $$start --wall-seconds $$(( $$(date +%s) - start ))
+endef
+
 demo: $(STAMP)
-	$(BIN)/snakemake --cores $(CORES)
+	$(call timed_demo,,$(DEMO_TABLE),$(DEMO_LR),demo,make demo (snakemake --cores $(CORES)))
+
+demo-full: $(STAMP)
+	$(call timed_demo,--configfile=$(DEMO_FULL_CONFIG),$(DEMO_FULL_TABLE),$(DEMO_FULL_LR),demo-full,make demo-full (snakemake --cores $(CORES) --configfile=$(DEMO_FULL_CONFIG)))
 
 test: $(STAMP)
 	$(BIN)/python -m pytest tests -q

@@ -191,7 +191,11 @@ def shard_targets():
 
 def default_targets():
     wanted = config.get("targets") or TABLES
-    return [*(p for t in wanted for p in table_outputs(t)), *shard_targets()]
+    return [
+        *(p for t in wanted for p in table_outputs(t)),
+        *hash_targets(wanted),
+        *shard_targets(),
+    ]
 
 
 def all_table_targets():
