@@ -7,6 +7,17 @@ import pandas as pd
 
 snakemake = globals()["snakemake"]  # injected by Snakemake's script directive
 
+
+def run_lr(runs_dir, run):
+    """The lr a run trained with (its resolved spec), blank for untrained or mean rows."""
+    from d2st.config import load_config
+
+    if not run:
+        return ""
+    spec = load_config(Path(runs_dir) / run / "config.yaml")
+    return spec.train.lr if spec.train.episodes > 0 else ""
+
+
 with open(snakemake.log[0], "w") as log:
     sys.stderr = log
     from d2st.catalog import RUNS_DIR
@@ -18,11 +29,18 @@ with open(snakemake.log[0], "w") as log:
     reported = pd.read_csv(snakemake.input.reported) if snakemake.input.get("reported") else None
     episodes = trained_episodes({r.run: f"{RUNS_DIR}/{r.run}" for r in p.rows})
     df = build_table(p.rows, evals, reported, kind=p.kind, train_episodes=episodes)
+    if p.kind == "demo" and not df.empty:  # the lr each run trained with (chosen on val classes)
+        df.insert(df.columns.get_loc("run"), "lr", df.run.map(lambda r: run_lr(RUNS_DIR, r)))
     out = Path(snakemake.output.csv)
     df.to_csv(out, index=False)
     Path(snakemake.output.md).write_text(to_markdown(df, title=p.title))
     if snakemake.output.get("png"):
-        plot_table(df, p.kind, snakemake.output.png, title=p.title)
+        if p.kind == "demo":
+            from d2st.demo_report import plot_demo_seeds
+
+            plot_demo_seeds(df, snakemake.output.png, title=p.title)
+        else:
+            plot_table(df, p.kind, snakemake.output.png, title=p.title)
     print(
         f"{out}: {len(df)} rows, {int(df.isna().any(axis=1).sum())} with missing values", file=log
     )
