@@ -181,7 +181,7 @@ def default_targets():
 
 
 def all_table_targets():
-    return [p for t in TABLES for p in table_outputs(t)]
+    return [p for t in TABLES for p in table_outputs(t)] + figure4_targets()
 
 
 # ---------------------------------------------------------------- input functions and helpers of the rules
@@ -276,6 +276,9 @@ def table_runs(table):
 def table_inputs(wc):
     spec = config["tables"][wc.table]
     inputs = {"evals": [eval_csv(r) for r in table_runs(wc.table)]}
+    # efficiency tables: model counts and GMACs per run (rules/efficiency.smk)
+    if spec.get("kind") == "efficiency":
+        inputs["info"] = [model_info_json(r) for r in table_runs(wc.table)]
     if spec.get("reported"):
         inputs["reported"] = REPORTED[spec["reported"]]
     return inputs
