@@ -180,6 +180,21 @@ def default_targets():
     return [*(p for t in wanted for p in table_outputs(t)), *shard_targets()]
 
 
+# Table 3 / Figure 4 (rules/efficiency.smk)
+FIGURE4_TABLES = ("table1_clip", "efficiency")  # (accuracy table, efficiency table)
+
+
+def figure4_targets():
+    """Figure 4's outputs when the config has both of its tables (the paper config)."""
+    if not all(t in config["tables"] for t in FIGURE4_TABLES):
+        return []
+    return [f"results/figures/figure4.{ext}" for ext in ("csv", "png")]
+
+
+def model_info_json(run):
+    return f"results/efficiency/{run}.json"
+
+
 def all_table_targets():
     return [p for t in TABLES for p in table_outputs(t)] + figure4_targets()
 

@@ -4,19 +4,6 @@
 # the runs' eval.csv (peak memory, times); Figure 4 joins the efficiency table with the Table 1
 # CLIP block on the run name (SSv2-Full, 1-shot).
 
-FIGURE4_TABLES = ("table1_clip", "efficiency")  # (accuracy table, efficiency table)
-
-
-def figure4_targets():
-    """Figure 4's outputs when the config has both of its tables (the paper config)."""
-    if not all(t in config["tables"] for t in FIGURE4_TABLES):
-        return []
-    return [f"results/figures/figure4.{ext}" for ext in ("csv", "png")]
-
-
-def model_info_json(run):
-    return f"results/efficiency/{run}.json"
-
 
 rule model_info:
     input:
