@@ -31,21 +31,28 @@ def fix_threads(threads: int, deterministic: bool = True) -> None:
 
 
 def build_model(spec: RunConfig) -> FewShotModel:
-    """Encoder + metric (+ aux head), seeded by ``run.seed`` so a random trunk is rebuilt exactly."""
-    from d2st.models.config import build_encoder
+    """Encoder (+ MM head) + metric (+ aux head), seeded by ``run.seed`` (a random trunk and text
+    tower are rebuilt exactly).
+
+    With ``model.mm`` (D2ST-Adapter-MM) the metric works in the MM head's joint space
+    (``mm.embed_dim``) and the auxiliary slot holds the video-text logits; class names are set
+    by the caller (:meth:`FewShotModel.set_class_names`).
+    """
+    from d2st.models.config import build_encoder, build_mm
 
     torch.manual_seed(spec.run.seed)
     encoder = build_encoder(spec.model)
+    mm = build_mm(spec.model, encoder.feature_dim)
     m = spec.metric
     metric = build_metric(
         m.name,
-        dim=encoder.feature_dim,
+        dim=mm.embed_dim if mm is not None else encoder.feature_dim,
         frames=encoder.frames,
         otam_lambda=m.otam_lambda,
         trx_cardinalities=m.trx_cardinalities,
         trx_dim=m.trx_dim,
     )
-    return FewShotModel(encoder, metric, spec.aux_classes)
+    return FewShotModel(encoder, metric, spec.aux_classes, mm=mm)
 
 
 def mean_std(spec: RunConfig, encoder: nn.Module):
@@ -109,3 +116,26 @@ def check_shards(shards, spec: RunConfig, what: str) -> None:
             f"{root}: the shards hold {shards.size}px frames but the run crops "
             f"model.image_size={spec.model.image_size} ({what})"
         )
+
+
+def set_vocabulary(model: FewShotModel, shards, what: str, folder=None) -> None:
+    """D2ST-Adapter-MM: give ``model`` the class names of a partition (a no-op without ``mm``).
+
+    The names are the ``label`` column of the shard folder's ``manifest.csv`` ordered by
+    ``label_idx`` (:func:`d2st.models.mm.load_class_names`); each distinct name is encoded by the
+    text tower once and cached.
+
+    Args:
+        model: the few-shot model.
+        shards: the partition's ShardSet (its ``.root`` is the shard folder) or a stand-in.
+        what: the spec key that named the folder (``data.train_shards``), for the message.
+        folder: the folder (or a split CSV) to read when ``shards`` has no ``.root``.
+    """
+    if model.mm is None:
+        return
+    from d2st.models.mm import load_class_names
+
+    root = getattr(shards, "root", None) or folder
+    if root is None:
+        raise ConfigError(f"{what}: model.mm needs the partition's class names (manifest.csv)")
+    model.set_class_names(load_class_names(root))

@@ -7,7 +7,8 @@ A run spec has six sections (docs/CONTRACTS.md): ``run``, ``data``, ``model``
     dataclass defaults <- the official schedule named by an optional top-level
     ``schedule: {dataset}/{backbone}`` key (:data:`d2st.catalog.SCHEDULES`) <- the mapping given
     (a workflow's resolved run dict or a YAML file) <- ``a.b=value`` overrides <- derived values
-    (``run.name`` from the catalog's naming rule, ``metric.aux_classes`` from the train classes).
+    (``run.name`` from the catalog's naming rule, ``metric.aux_classes`` from the train classes,
+    and with ``model.mm`` the video-text loss weight ``metric.aux_weight``, see :func:`resolve`).
 
 Values are parsed as YAML (``train.shot=5``, ``metric.trx_cardinalities=[2,3,4]``); an unknown key
 fails naming its dotted path, a value of the wrong type fails naming its key. Resolving a resolved
@@ -280,7 +281,8 @@ def _set(spec: RunConfig, section: str, **values) -> RunConfig:
 
 
 def default_run_name(spec: RunConfig) -> str:
-    """The catalog's run name of a spec (``d2st_rn50_bimhm_ssv2full_5w1s_8f_s0``)."""
+    """The catalog's run name of a spec (``d2st_rn50_bimhm_ssv2full_5w1s_8f_s0``; an MM run ends
+    in ``_mm``, the variant the workflow gives MM rows)."""
     return run_name(
         spec.model.adapter,
         spec.model.backbone,
@@ -290,7 +292,21 @@ def default_run_name(spec: RunConfig) -> str:
         spec.train.shot,
         spec.model.frames,
         spec.run.seed,
+        MM_VARIANT if spec.model.mm else None,
     )
+
+
+MM_VARIANT = "mm"  # run-name suffix of D2ST-Adapter-MM runs (d2st.plan requires it in variants)
+
+
+def mm_aux_weight(dataset: str) -> float:
+    """D2ST-Adapter-MM's video-text loss weight for ``dataset`` (CLIP-FSAR's per-dataset value).
+
+    Datasets CLIP-FSAR has no config for (the synthetic benchmark) get 1.0 (our choice).
+    """
+    from d2st.models.mm import MM_LOSS_WEIGHTS
+
+    return MM_LOSS_WEIGHTS.get(dataset, 1.0)
 
 
 def resolve(
@@ -312,10 +328,17 @@ def resolve(
     Returns:
         A :class:`RunConfig` with every derived value filled in (``run.name``,
         ``metric.aux_classes``). Resolving ``spec.to_dict()`` again returns an equal spec.
+
+    With ``model.mm`` (D2ST-Adapter-MM) the auxiliary slot holds the video-text contrastive loss
+    instead of the linear global-class head, so unless the mapping or an override gives
+    ``metric.aux_weight`` itself, it is CLIP-FSAR's per-dataset weight (:func:`mm_aux_weight`),
+    replacing the schedule's linear-head weight.
     """
     data = dict(data or {})
     for o in overrides:
         data = merge(data, parse_override(o))
+    metric = data.get("metric")
+    aux_given = isinstance(metric, Mapping) and "aux_weight" in metric
     if "preset" in data:
         raise ConfigError(
             "preset: the official schedule key is now `schedule: dataset/backbone` "
@@ -327,6 +350,8 @@ def resolve(
             raise ConfigError(f"schedule: expected 'dataset/backbone', got {name!r}")
         data = merge(schedule(*name.split("/")), data)
     spec = _build(RunConfig, data, "")
+    if spec.model.mm and not aux_given:
+        spec = _set(spec, "metric", aux_weight=mm_aux_weight(spec.data.dataset))
     if spec.run.name is None:
         spec = _set(spec, "run", name=default_run_name(spec))
     if spec.metric.aux_weight > 0 and spec.metric.aux_classes is None:

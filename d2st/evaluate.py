@@ -23,7 +23,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from d2st.build import check_shards, fix_threads, load_run, mean_std, resolve_device
+from d2st.build import (
+    check_shards,
+    fix_threads,
+    load_run,
+    mean_std,
+    resolve_device,
+    set_vocabulary,
+)
 from d2st.data.episodes import EpisodeSampler
 from d2st.data.transforms import eval_transform
 from d2st.models.fewshot import FewShotModel
@@ -96,8 +103,15 @@ def encode_videos(model: FewShotModel, shards, crop, mean, std, device, batch: i
 
 
 @torch.no_grad()
-def predict_cached(metric, feats: torch.Tensor, eps: dict, batch_episodes: int) -> np.ndarray:
-    """Predicted episode labels (E, Q), matching ``batch_episodes`` episodes at once."""
+def predict_cached(
+    metric, feats: torch.Tensor, eps: dict, batch_episodes: int, model: FewShotModel | None = None
+) -> np.ndarray:
+    """Predicted episode labels (E, Q), matching ``batch_episodes`` episodes at once.
+
+    ``model`` with an MM head (D2ST-Adapter-MM) matches through :meth:`FewShotModel.match` with
+    the episodes' class indices (text modulation); otherwise ``metric`` is called directly.
+    """
+    mm = model is not None and model.mm is not None
     preds = []
     for i in range(0, len(eps["support"]), batch_episodes):
         sl = slice(i, i + batch_episodes)
@@ -105,7 +119,11 @@ def predict_cached(metric, feats: torch.Tensor, eps: dict, batch_episodes: int) 
         s = torch.as_tensor(eps["support"][sl], device=dev)
         q = torch.as_tensor(eps["query"][sl], device=dev)
         labels = torch.as_tensor(eps["support_labels"][sl], device=dev)
-        logits = metric(feats[s], labels, feats[q])  # (E, Q, W)
+        if mm:
+            classes = torch.as_tensor(eps["classes"][sl], device=dev)  # (E, W)
+            logits = model.match(feats[s], labels, feats[q], classes=classes)  # (E, Q, W)
+        else:
+            logits = metric(feats[s], labels, feats[q])  # (E, Q, W)
         preds.append(logits.argmax(-1).cpu().numpy())
     return np.concatenate(preds)
 
@@ -121,7 +139,9 @@ def predict_recomputed(model, shards, eps: dict, crop, mean, std, device) -> np.
             return eval_transform(clips, crop, mean, std).to(device)
 
         support, query = view(eps["support"][e]), view(eps["query"][e])
-        logits, _ = model(support, torch.as_tensor(eps["support_labels"][e], device=device), query)
+        labels = torch.as_tensor(eps["support_labels"][e], device=device)
+        classes = torch.as_tensor(eps["classes"][e], device=device)  # (W,), MM only
+        logits, _ = model(support, labels, query, classes=classes)
         preds.append(logits.argmax(-1).cpu().numpy())
     return np.stack(preds)
 
@@ -140,12 +160,18 @@ def _peak_mem_mb(device: torch.device) -> float:
 
 
 def _params(model: FewShotModel) -> tuple[int, int]:
+    """(tunable, total): encoder + metric (+ the MM head without its frozen text transformer)."""
     metric_total = sum(p.numel() for p in model.metric.parameters())
     metric_tunable = sum(p.numel() for p in model.metric.parameters() if p.requires_grad)
     enc = model.encoder
-    return int(enc.tunable_parameters()) + metric_tunable, int(
-        enc.total_parameters()
-    ) + metric_total
+    tunable = int(enc.tunable_parameters()) + metric_tunable
+    total = int(enc.total_parameters()) + metric_total
+    if model.mm is not None:
+        text = {id(p) for p in model.mm.tower.text.parameters()}
+        head = [p for p in model.mm.parameters() if id(p) not in text]
+        tunable += sum(p.numel() for p in head if p.requires_grad)
+        total += sum(p.numel() for p in head)
+    return tunable, total
 
 
 def evaluate(
@@ -184,6 +210,7 @@ def _evaluate(run_dir, out, overrides, pairs, split, device, shard_set) -> pd.Da
     shards = shard_set if shard_set is not None else open_shards(shards_dir, frames=stored)
     if hasattr(shards, "frames"):
         check_shards(shards, spec, "data.test_shards")
+    set_vocabulary(model, shards, "data.test_shards", split or shards_dir)  # MM: test names
     if spec.data.frames_per_segment > 1:
         shards = TestFrames(shards, spec)
     spec.save(out.parent / "eval_spec.yaml")
@@ -209,7 +236,7 @@ def _evaluate(run_dir, out, overrides, pairs, split, device, shard_set) -> pd.Da
 
     def predict(eps):
         if cache:
-            return predict_cached(model.metric, feats, eps, ev.batch_episodes)
+            return predict_cached(model.metric, feats, eps, ev.batch_episodes, model)
         return predict_recomputed(model, shards, eps, crop, mean, std, dev)
 
     rows, per_class = [], []

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from d2st import catalog
-from d2st.config import merge, parse_override
+from d2st.config import MM_VARIANT, merge, parse_override
 from d2st.naming import run_name
 
 # reported column -> run field that fills it (other key columns come from a row's `key:`)
@@ -167,6 +167,11 @@ def expand_matrix(config: Mapping[str, Any], only: Iterable[str] | None = None) 
                     **{k: settings[k] for k in RUN_FIELDS if k in settings},
                     overrides=_freeze(overrides),
                 )
+                if overrides.get("model.mm") and MM_VARIANT not in str(run.variant or ""):
+                    raise MatrixError(
+                        f"tables.{tname}.rows[{i}]: a model.mm run needs `variant: {MM_VARIANT}` "
+                        "(D2ST-Adapter-MM runs are named ..._mm, as `d2st train` names them)"
+                    )
                 prev = runs.get(run.name)
                 if prev is not None and prev != run:
                     raise MatrixError(

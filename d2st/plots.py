@@ -132,3 +132,72 @@ def plot_per_class(per_class, out: str | Path, title: str = "") -> Path:
     fig.savefig(out, dpi=120)
     plt.close(fig)
     return out
+
+
+def figure4_data(clip_table, efficiency, dataset: str = "ssv2_full", shot: int = 1):
+    """Figure 4's points: one per method, joined on the run name.
+
+    Args:
+        clip_table: the Table 1 CLIP block (``results/tables/table1_clip.csv``: method, dataset,
+            shot, reported, reproduced, ci95, run).
+        efficiency: the efficiency table (``results/tables/efficiency.csv``: run,
+            tunable_params, tunable_params_pct, peak_mem_mb, ...).
+        dataset, shot: which accuracy is plotted.
+
+    Returns:
+        DataFrame: method, run, reported, reproduced, ci95, tunable_params, tunable_params_pct,
+        peak_mem_mb (one row per method of the CLIP block that the efficiency table also has).
+    """
+    acc = clip_table[(clip_table["dataset"] == dataset) & (clip_table["shot"] == shot)]
+    acc = acc[["method", "run", "reported", "reproduced", "ci95"]]
+    cols = ["run", "tunable_params", "tunable_params_pct", "peak_mem_mb"]
+    return acc.merge(efficiency[cols], on="run", how="inner").reset_index(drop=True)
+
+
+def plot_figure4(df, out: str | Path, title: str = "") -> Path:
+    """Figure 4: accuracy vs tunable parameters (left) and vs peak memory (right) per method.
+
+    The paper's accuracy (hollow circle) and ours (cross, ± ci95) are drawn at the measured
+    parameter count / memory of the method; methods without a value are left out of a panel.
+
+    Args:
+        df: :func:`figure4_data` rows (method, reported, reproduced, ci95, tunable_params,
+            peak_mem_mb).
+        out: PNG path.
+        title: figure title.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    panels = (
+        ("tunable_params", 1e-6, "tunable parameters (M)"),
+        ("peak_mem_mb", 1 / 1024, "peak memory (GB)"),
+    )
+    for ax, (col, scale, label) in zip(axes, panels, strict=True):
+        sub = df[df[col].notna()] if col in df.columns else df.iloc[:0]
+        if sub.empty:
+            ax.text(0.5, 0.5, "no values yet", ha="center", transform=ax.transAxes)
+        for _, r in sub.iterrows():
+            x = float(r[col]) * scale
+            ax.scatter([x], [r["reported"]], facecolors="none", edgecolors="C0")
+            if r["reproduced"] == r["reproduced"]:  # not NaN
+                ax.errorbar([x], [r["reproduced"]], yerr=[r["ci95"]], fmt="x", color="C1")
+            y = r["reproduced"] if r["reproduced"] == r["reproduced"] else r["reported"]
+            ax.annotate(str(r["method"]), (x, y), fontsize=7, xytext=(4, 4),
+                        textcoords="offset points")  # fmt: skip
+        ax.set_xlabel(label)
+    axes[0].set_ylabel("accuracy (%)")
+    handles = [
+        plt.Line2D([], [], ls="", marker="o", mfc="none", color="C0", label="paper"),
+        plt.Line2D([], [], ls="", marker="x", color="C1", label="ours (± ci95)"),
+    ]
+    axes[0].legend(handles=handles, fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out

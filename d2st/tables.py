@@ -62,6 +62,7 @@ def build_table(
     reported=None,
     kind: str = "paper",
     train_episodes: Mapping[str, int] | None = None,
+    model_info: Mapping[str, Mapping[str, Any]] | None = None,
 ):
     """Join eval results with the reported numbers into one tidy table.
 
@@ -72,6 +73,9 @@ def build_table(
         kind: ``paper`` (reported layout + reported/reproduced/ci95), ``demo`` (method x metric x
             protocol accuracy + ci95) or ``efficiency`` (parameters, memory, time per episode).
         train_episodes: run -> training episodes (for time per episode in ``efficiency``).
+        model_info: run -> its ``d2st model-info --config`` JSON (``efficiency``): the parameter
+            counts, GMACs per clip and adapters per block come from it (the counts equal the
+            eval.csv ones, but exist before any training); memory and times from eval.csv.
 
     Returns:
         A pandas DataFrame; missing evaluations give NaN, never a dropped row.
@@ -122,6 +126,8 @@ def build_table(
                     }
                     rec["shot"] = shot
                     rec.update(_efficiency(ev, (train_episodes or {}).get(row.run)))
+                    if model_info is not None:
+                        rec.update(_model_columns((model_info or {}).get(row.run)))
                     rec["run"] = row.run
                 else:
                     raise MatrixError(f"unknown table kind {kind!r}")
@@ -208,6 +214,23 @@ def _efficiency(ev, episodes: int | None) -> dict[str, float]:
     return out
 
 
+INFO_COLUMNS = ("tunable_params", "total_params", "tunable_params_pct")
+INFO_COLUMNS += ("gmacs_per_clip", "adapters_per_block")
+
+
+def _model_columns(info: Mapping[str, Any] | None) -> dict[str, float]:
+    """The efficiency columns a model-info JSON gives (NaN for a missing one)."""
+    if not info:
+        return {k: math.nan for k in INFO_COLUMNS}
+    return {
+        "tunable_params": float(info["tunable_params"]),
+        "total_params": float(info["total_params"]),
+        "tunable_params_pct": float(info["tunable_pct"]),
+        "gmacs_per_clip": float(info.get("gmacs_per_clip", math.nan)),
+        "adapters_per_block": float(info["adapters_per_block"]),
+    }
+
+
 def trained_episodes(run_dirs: Mapping[str, str | Path]) -> dict[str, int]:
     """Episodes each run was trained for, from its ``done`` marker (``{"episodes": N, ...}``)."""
     import json
@@ -235,7 +258,7 @@ def to_markdown(df, title: str | None = None, digits: int = 1) -> str:
             if isinstance(v, float):
                 if math.isnan(v):
                     cells.append("")
-                elif c in ("tunable_params", "total_params"):
+                elif c in ("tunable_params", "total_params", "adapters_per_block"):
                     cells.append(f"{v:.0f}")
                 elif c.endswith("per_episode"):
                     cells.append(f"{v:.4f}")

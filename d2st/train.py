@@ -40,7 +40,14 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from d2st import recipe
-from d2st.build import build_model, check_shards, fix_threads, mean_std, resolve_device
+from d2st.build import (
+    build_model,
+    check_shards,
+    fix_threads,
+    mean_std,
+    resolve_device,
+    set_vocabulary,
+)
 from d2st.config import RunConfig, load_config, yaml_text
 from d2st.data import sampling
 from d2st.data.episodes import EpisodeSampler
@@ -123,6 +130,7 @@ class EpisodeClips(torch.utils.data.Dataset):
             "query": q,
             "support_labels": torch.from_numpy(ep.support_labels),
             "query_labels": torch.from_numpy(ep.query_labels),
+            "classes": torch.from_numpy(ep.classes),  # (W,) train class index of each label
             "global_labels": torch.from_numpy(
                 np.concatenate([ep.classes[ep.support_labels], ep.classes[ep.query_labels]])
             ),
@@ -280,6 +288,7 @@ def setup(spec: RunConfig, train_set=None) -> Session:
         )
     out = spec.dir
     model = build_model(spec).to(device)
+    set_vocabulary(model, shards, "data.train_shards", spec.data.train_shards)  # MM only
     groups = recipe.param_groups(model, t.weight_decay, t.decay_rule)
     opt = torch.optim.Adam(groups, lr=t.warmup_start_lr, betas=(0.9, 0.999)) if groups else None
     trainable = [p for g in groups for p in g["params"]]
@@ -399,6 +408,7 @@ def step(sess: Session, items, w: recipe.UpdateWindow, window: dict, on_episode=
                 batch["support"].to(device),
                 batch["support_labels"].to(device),
                 batch["query"].to(device),
+                classes=batch["classes"].to(device),  # used by D2ST-Adapter-MM only
             )
         q_labels = batch["query_labels"].to(device)
         loss = F.cross_entropy(logits.float(), q_labels)

@@ -7,6 +7,12 @@ GFLOPs come from ``torch.utils.flop_counter.FlopCounterMode`` over one forward o
 counts a multiply-add as 2 FLOPs; ``gmacs_per_clip`` (half of it) is the convention of the
 papers' "GFLOPs" columns (fvcore). Operators without a FLOP formula (``grid_sample``, softmax,
 norms, activations) are not counted.
+
+``--mm`` (D2ST-Adapter-MM) adds the MM head: its Transformer and logit scale are tunable; the
+frozen CLIP ``visual.proj`` counts in ``total_params``, the frozen text transformer does not (it is
+``text_params``; ``tunable_pct_with_text`` uses it too). The per-clip FLOPs then include the
+projection into the joint space and the query's pass through the modulation Transformer (the test
+cost of one query clip); the text tower runs once per class name, not per clip, and is not counted.
 """
 
 from __future__ import annotations
@@ -30,6 +36,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", default="random", help="random | hub | PATH")
     p.add_argument("--preset", default="official", choices=["official", "paper"])
     p.add_argument("--no-flops", action="store_true", help="skip the GFLOPs count")
+    p.add_argument("--mm", action="store_true", help="D2ST-Adapter-MM: add the multimodal head")
+    p.add_argument(
+        "--config",
+        default=None,
+        help="a run config YAML: count its model section (the other model flags are ignored; "
+        "random weights, which change no count)",
+    )
     p.add_argument(
         "--resnet-heads", default="stage", choices=["stage", "per64"], help="aDSTA heads rule"
     )
@@ -41,27 +54,47 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def clip_flops(enc, frames: int, image_size: int) -> int:
+def clip_flops(enc, frames: int, image_size: int, mm=None) -> int:
     """FLOPs (2 per multiply-add) of one forward of ``enc`` on a (1, T, 3, S, S) clip.
 
-    The encoder is moved to the meta device first (it is unusable afterwards).
+    With ``mm`` (a MultiModalHead) the (1, T, C) features are then projected into the joint space
+    and refined by the modulation Transformer as a query clip. The modules are moved to the meta
+    device first (they are unusable afterwards).
     """
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     enc = enc.eval().to("meta")
+    if mm is not None:
+        mm = mm.eval().to("meta")
     clip = torch.zeros(1, frames, 3, image_size, image_size, device="meta")
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        enc(clip)
+        feats = enc(clip)  # (1, T, C)
+        if mm is not None:
+            mm.refine_query(mm.project(feats))  # (1, T, D)
     return counter.get_total_flops()
 
 
+def mm_counts(mm) -> dict:
+    """Parameter counts of a MultiModalHead: tunable, frozen besides the text, text transformer."""
+    text = {id(p) for p in mm.tower.text.parameters()}
+    head = [p for p in mm.parameters() if id(p) not in text]
+    return {
+        "tunable": sum(p.numel() for p in head if p.requires_grad),
+        "head_total": sum(p.numel() for p in head),
+        "text": sum(p.numel() for p in mm.tower.text.parameters()),
+        "embed_dim": mm.embed_dim,
+    }
+
+
 def model_info(cfg, flops: bool = True) -> dict:
-    """Counts, GFLOPs per clip and per-stage adapter geometry of ``build_encoder(cfg)``."""
+    """Counts, GFLOPs per clip and per-stage adapter geometry of ``build_encoder(cfg)`` (and of
+    the MM head with ``cfg.mm``)."""
     from d2st.models.adsta import ADSTA
-    from d2st.models.config import build_encoder
+    from d2st.models.config import build_encoder, build_mm
 
     enc = build_encoder(cfg)
+    mm = build_mm(cfg, enc.feature_dim)
     stages = []
     for name, adapter in enc.adapters.items():
         row: dict = {
@@ -83,6 +116,20 @@ def model_info(cfg, flops: bool = True) -> dict:
                 }
         stages.append(row)
     tunable, total = enc.tunable_parameters(), enc.total_parameters()
+    extra = {}
+    if mm is not None:
+        counts = mm_counts(mm)
+        tunable, total = tunable + counts["tunable"], total + counts["head_total"]
+        with_text = total + counts["text"]
+        extra = {
+            "mm": {
+                "head_tunable_params": counts["tunable"],
+                "joint_dim": counts["embed_dim"],
+                "text_params": counts["text"],
+                "total_params_with_text": with_text,
+                "tunable_pct_with_text": round(100 * tunable / with_text, 3),
+            }
+        }
     out = {
         "config": cfg.to_dict(),
         "options": cfg.resolved(),
@@ -93,9 +140,10 @@ def model_info(cfg, flops: bool = True) -> dict:
         "pct_denominator": "total incl. adapters",
         "adapters_per_block": max((row["adapters"] for row in stages), default=0),
         "stages": stages,
+        **extra,
     }
     if flops:
-        n = clip_flops(enc, cfg.frames, cfg.image_size)
+        n = clip_flops(enc, cfg.frames, cfg.image_size, mm)
         clip = f"1x{cfg.frames}x3x{cfg.image_size}x{cfg.image_size}"
         out.update(
             clip=clip,
@@ -106,9 +154,27 @@ def model_info(cfg, flops: bool = True) -> dict:
     return out
 
 
+def config_model(path):
+    """The ``model:`` section of a run config, with random trunk and text weights (the counts and
+    FLOPs do not depend on the weights; nothing is downloaded)."""
+    from d2st.config import ConfigError, read_yaml
+    from d2st.models.config import ModelCfg
+
+    model = dict(read_yaml(path).get("model") or {})
+    model.update(weights="random", mm_text_weights=None)
+    try:
+        return ModelCfg(**model)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{path}: model: {e}") from None
+
+
 def main(args: argparse.Namespace) -> int:
     from d2st.models.config import ModelCfg
 
+    if args.config is not None:
+        cfg = config_model(args.config)
+        print(json.dumps(model_info(cfg, flops=not args.no_flops), indent=2))
+        return 0
     cfg = ModelCfg(
         backbone=args.backbone,
         weights=args.weights,
@@ -122,6 +188,7 @@ def main(args: argparse.Namespace) -> int:
         preset=args.preset,
         resnet_heads=args.resnet_heads,
         vit_offset_conv=args.vit_offset_conv,
+        mm=args.mm,
     )
     print(json.dumps(model_info(cfg, flops=not args.no_flops), indent=2))
     return 0

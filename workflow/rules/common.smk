@@ -200,8 +200,23 @@ def default_targets():
     ]
 
 
+# Table 3 / Figure 4 (rules/efficiency.smk)
+FIGURE4_TABLES = ("table1_clip", "efficiency")  # (accuracy table, efficiency table)
+
+
+def figure4_targets():
+    """Figure 4's outputs when the config has both of its tables (the paper config)."""
+    if not all(t in config["tables"] for t in FIGURE4_TABLES):
+        return []
+    return [f"results/figures/figure4.{ext}" for ext in ("csv", "png")]
+
+
+def model_info_json(run):
+    return f"results/efficiency/{run}.json"
+
+
 def all_table_targets():
-    return [p for t in TABLES for p in table_outputs(t)]
+    return [p for t in TABLES for p in table_outputs(t)] + figure4_targets()
 
 
 # ---------------------------------------------------------------- input functions and helpers of the rules
@@ -339,6 +354,9 @@ def table_runs(table):
 def table_inputs(wc):
     spec = config["tables"][wc.table]
     inputs = {"evals": [eval_csv(r) for r in table_runs(wc.table)]}
+    # efficiency tables: model counts and GMACs per run (rules/efficiency.smk)
+    if spec.get("kind") == "efficiency":
+        inputs["info"] = [model_info_json(r) for r in table_runs(wc.table)]
     if spec.get("reported"):
         inputs["reported"] = REPORTED[spec["reported"]]
     return inputs

@@ -1,5 +1,6 @@
 """Build one result table (rule table): CSV + markdown + plot from eval.csv files."""
 
+import json
 import sys
 from pathlib import Path
 
@@ -28,7 +29,10 @@ with open(snakemake.log[0], "w") as log:
     evals = pd.concat([pd.read_csv(f) for f in snakemake.input.evals], ignore_index=True)
     reported = pd.read_csv(snakemake.input.reported) if snakemake.input.get("reported") else None
     episodes = trained_episodes({r.run: f"{RUNS_DIR}/{r.run}" for r in p.rows})
-    df = build_table(p.rows, evals, reported, kind=p.kind, train_episodes=episodes)
+    info = None
+    if snakemake.input.get("info"):  # efficiency tables: d2st model-info JSON per run
+        info = {Path(f).stem: json.loads(Path(f).read_text()) for f in snakemake.input.info}
+    df = build_table(p.rows, evals, reported, kind=p.kind, train_episodes=episodes, model_info=info)
     if p.kind == "demo" and not df.empty:  # the lr each run trained with (chosen on val classes)
         df.insert(df.columns.get_loc("run"), "lr", df.run.map(lambda r: run_lr(RUNS_DIR, r)))
     out = Path(snakemake.output.csv)
