@@ -27,7 +27,6 @@ REPO = (
 if REPO and (REPO / "d2st").is_dir() and str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # the library, also when it is not pip-installed
 
-from d2st.catalog import EVALS_DIR, RUNS_DIR  # noqa: E402
 from d2st.plan import MatrixError, expand_matrix  # noqa: E402
 
 # Rules call plain `d2st` (and `d2st-progress`, workflow/bin): the command text never holds a
@@ -63,6 +62,14 @@ except MatrixError as e:
     raise ValueError(f"config error in the experiment matrix: {e}") from None
 
 DATA = config["data_dir"]
+# everything the workflow writes besides data and splits (test.yaml: results/test)
+RESULTS = config["results_dir"]
+CONFIGS_DIR = f"{RESULTS}/configs"
+RUNS_DIR = f"{RESULTS}/runs"
+EVALS_DIR = f"{RESULTS}/evals"
+TABLES_DIR = f"{RESULTS}/tables"
+FIGURES_DIR = f"{RESULTS}/figures"
+REPORT_DIR = f"{RESULTS}/report"  # pages of the HTML report (headline, config, curves)
 # the paper's numbers, shipped with the workflow (results/reported/), resolved at parse time
 REPORTED = {
     spec["reported"]: _source(f"results/reported/{spec['reported']}")
@@ -158,10 +165,25 @@ def eval_csv(run):
 
 
 def table_outputs(table):
-    out = [f"results/tables/{table}.{ext}" for ext in ("csv", "md", "png")]
+    out = [f"{TABLES_DIR}/{table}.{ext}" for ext in ("csv", "md", "png", "html")]
     if config["tables"][table].get("kind") == "demo":
-        out.append(f"results/tables/{table}_per_class.png")
+        out.append(f"{TABLES_DIR}/{table}_per_class.png")
     return out
+
+
+def curve_outputs(tables):
+    """Training-curve plots of the trained runs of these tables (frozen baselines have none)."""
+    runs = dict.fromkeys(r for t in tables for r in table_runs(t))
+    return [f"{REPORT_DIR}/curves/{r}.png" for r in runs if RUNS[r].needs_training]
+
+
+def report_outputs(tables):
+    """What the HTML report shows besides the tables: headline page, config, training curves."""
+    return [
+        f"{REPORT_DIR}/headline.html",
+        f"{REPORT_DIR}/config.html",
+        *curve_outputs(tables),
+    ]
 
 
 def shard_targets():
@@ -175,13 +197,21 @@ def shard_targets():
     ]
 
 
+def wanted_tables():
+    return config.get("targets") or TABLES
+
+
 def default_targets():
-    wanted = config.get("targets") or TABLES
-    return [*(p for t in wanted for p in table_outputs(t)), *shard_targets()]
+    wanted = wanted_tables()
+    return [
+        *(p for t in wanted for p in table_outputs(t)),
+        *report_outputs(wanted),
+        *shard_targets(),
+    ]
 
 
 def all_table_targets():
-    return [p for t in TABLES for p in table_outputs(t)]
+    return [*(p for t in TABLES for p in table_outputs(t)), *report_outputs(TABLES)]
 
 
 # ---------------------------------------------------------------- input functions and helpers of the rules

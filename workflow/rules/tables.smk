@@ -1,4 +1,4 @@
-# Result tables: results/tables/{table}.{csv,md,png}, reported and reproduced side by side.
+# Result tables: {results_dir}/tables/{table}.{csv,md,png,html}, reported and reproduced side by side.
 # `snakemake table4` builds one table, `snakemake all_tables` all of them.
 
 
@@ -66,29 +66,58 @@ def table_caption(name):
     return " ".join(parts)
 
 
+def row_labels(table):
+    """The table's rows, readable (the table rule's param: shown in the report, and editing a
+    row re-runs the table): 'method=d2st, metric=bimhm: <run> (shots 1,5; standard)'."""
+    return [
+        "{}: {} (shots {}; {})".format(
+            ", ".join(f"{k}={v}" for k, v in r.key.items()),
+            r.run,
+            ",".join(map(str, r.shots)),
+            ", ".join(r.protocols),
+        )
+        for r in MATRIX.tables[table]
+    ]
+
+
+def method_labels(table):
+    """run -> short legend name (the row's method key, else its adapter)."""
+    return {
+        r.run: str(r.key.get("method", RUNS[r.run].adapter))
+        for r in MATRIX.tables[table]
+    }
+
+
 rule table:
     input:
         unpack(table_inputs),
     output:
         csv=report(
-            "results/tables/{table}.csv",
+            f"{TABLES_DIR}/{{table}}.csv",
             caption="../report/table.rst",
             category="Tables",
-            labels={"table": "{table}", "file": "csv"},
+            labels={"table": "{table}", "file": "csv (download)"},
         ),
-        md="results/tables/{table}.md",
+        md=f"{TABLES_DIR}/{{table}}.md",
         png=report(
-            "results/tables/{table}.png",
+            f"{TABLES_DIR}/{{table}}.png",
             caption="../report/table_plot.rst",
             category="Plots",
             labels={"table": "{table}", "file": "png"},
+        ),
+        html=report(
+            f"{TABLES_DIR}/{{table}}.html",
+            caption="../report/table.rst",
+            category="Tables",
+            labels={"table": "{table}", "file": "table (rendered)"},
         ),
     log:
         "logs/table/{table}.log",
     conda:
         CONDA_ENV
     params:
-        rows=lambda wc: MATRIX.tables[wc.table],
+        rows=lambda wc: row_labels(wc.table),
+        runs_dir=RUNS_DIR,
         kind=lambda wc: config["tables"][wc.table].get("kind", "paper"),
         title=lambda wc: config["tables"][wc.table].get("title", wc.table),
         caption=lambda wc: table_caption(wc.table),
@@ -101,7 +130,7 @@ rule per_class:
         per_class_inputs,
     output:
         report(
-            "results/tables/{table}_per_class.png",
+            f"{TABLES_DIR}/{{table}}_per_class.png",
             caption="../report/per_class.rst",
             category="Plots",
             labels={"table": "{table}", "file": "per-class png"},
@@ -112,6 +141,7 @@ rule per_class:
         CONDA_ENV
     params:
         title=lambda wc: f"{wc.table}: per-class accuracy of the Bi-MHM runs (novel classes)",
+        labels=lambda wc: method_labels(wc.table),
     script:
         "../scripts/plot_per_class.py"
 
