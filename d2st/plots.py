@@ -208,9 +208,17 @@ def plot_train_curve(log, out: str | Path, title: str = "", way: int | None = No
             a.text(0.5, 0.5, "no training log (nothing trained)", ha="center", va="center")
             a.set_axis_off()
     else:
-        ax_loss.plot(log["episode"], log["loss"], color="C0", lw=1.2)
+        marker = "o" if len(log) < 30 else None
+        ax_loss.plot(log["episode"], log["loss"], color="C0", lw=1.2, marker=marker)
         ax_loss.set_ylabel("training loss", fontsize=9)
-        ax_acc.plot(log["episode"], 100.0 * log["accuracy"], color="C1", lw=1.2, label="query")
+        ax_acc.plot(
+            log["episode"],
+            100.0 * log["accuracy"],
+            color="C1",
+            lw=1.2,
+            marker=marker,
+            label="query",
+        )
         if way:
             ax_acc.axhline(100.0 / way, color="black", ls="--", lw=1, label=f"chance ({way}-way)")
             ax_acc.legend(fontsize=8)

@@ -17,16 +17,23 @@ from typing import Any
 # distributions whose versions the report states (import name differs for open_clip)
 VERSIONED = ("d2st", "torch", "torchvision", "timm", "open_clip_torch", "snakemake")
 
+# table styles only: the headline fragment is embedded in the report's own page
 _STYLE = (
     "<style>"
-    "body{font-family:system-ui,sans-serif;font-size:14px;margin:12px;color:#222}"
-    "table.d2st{border-collapse:collapse;margin:6px 0 14px 0}"
-    "table.d2st th,table.d2st td{border:1px solid #ccc;padding:3px 8px;text-align:right}"
+    "table.d2st{border-collapse:collapse;margin:6px 0 14px 0;font-size:13px}"
+    "table.d2st th,table.d2st td{border:1px solid #ccc;padding:3px 8px;text-align:right;"
+    "white-space:nowrap}"
     "table.d2st th{background:#f0f0f0}"
     "table.d2st td.key{text-align:left;font-weight:600}"
     "table.d2st td.run{text-align:left;color:#777;font-size:11px}"
     "p.note{color:#555;max-width:60em}"
     "</style>"
+)
+# a standalone page (table and config pages) also sets the body's font
+_PAGE = (
+    "<!DOCTYPE html><html><head><meta charset='utf-8'>" + _STYLE + "<style>"
+    "body{font-family:system-ui,sans-serif;font-size:14px;margin:12px;color:#222}"
+    "</style></head><body>"
 )
 
 DEMO_COLUMNS = (("standard", 1, "5-way 1-shot"), ("standard", 5, "5-way 5-shot"))
@@ -149,7 +156,7 @@ def table_html(df, kind: str, title: str = "", note: str = "") -> str:
         title: heading of the page.
         note: a sentence under the table (what the numbers are).
     """
-    parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'>", _STYLE, "</head><body>"]
+    parts = [_PAGE]
     if title:
         parts.append(f"<h3>{html.escape(title)}</h3>")
     parts.append(table_fragment(df, kind))
@@ -212,7 +219,7 @@ def versions(names: tuple[str, ...] = VERSIONED) -> dict[str, str]:
 def config_html(config_yaml: str, vers: Mapping[str, str], note: str = "") -> str:
     """A self-contained HTML page: the library versions, then the workflow's resolved config."""
     rows = [[html.escape(k), html.escape(v)] for k, v in vers.items()]
-    parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'>", _STYLE, "</head><body>"]
+    parts = [_PAGE]
     parts += ["<h3>Versions</h3>", _table(["package", "version"], rows)]
     parts += ["<h3>Workflow config (resolved, defaults filled in)</h3>"]
     if note:
