@@ -20,10 +20,10 @@ VERSIONED = ("d2st", "torch", "torchvision", "timm", "open_clip_torch", "snakema
 # table styles only: the headline fragment is embedded in the report's own page
 _STYLE = (
     "<style>"
-    "table.d2st{border-collapse:collapse;margin:6px 0 14px 0;font-size:13px}"
-    "table.d2st th,table.d2st td{border:1px solid #ccc;padding:3px 8px;text-align:right;"
-    "white-space:nowrap}"
-    "table.d2st th{background:#f0f0f0}"
+    "table.d2st{border-collapse:collapse;margin:6px 0 14px 0;font-size:12px}"
+    "table.d2st th,table.d2st td{border:1px solid #ccc;padding:2px 6px;text-align:right}"
+    "table.d2st td{white-space:nowrap}"
+    "table.d2st th{background:#f0f0f0;vertical-align:bottom}"
     "table.d2st td.key{text-align:left;font-weight:600}"
     "table.d2st td.run{text-align:left;color:#777;font-size:11px}"
     "p.note{color:#555;max-width:60em}"
@@ -97,9 +97,9 @@ def _efficiency_rows(df) -> tuple[list[str], list[list[str]]]:
         ("method", "method", str),
         ("tunable_params", "tunable params", lambda v: f"{v:,.0f}"),
         ("tunable_params_pct", "% of model", lambda v: f"{v:.2f}"),
-        ("peak_mem_mb", "peak memory (MB)", lambda v: f"{v:,.0f}"),
-        ("train_s_per_episode", "train ms / episode", lambda v: f"{1000 * v:.1f}"),
-        ("eval_s_per_episode", "test ms / episode", lambda v: f"{1000 * v:.2f}"),
+        ("peak_mem_mb", "peak mem. (MB)", lambda v: f"{v:,.0f}"),
+        ("train_s_per_episode", "train ms/ episode", lambda v: f"{1000 * v:.1f}"),
+        ("eval_s_per_episode", "test ms/ episode", lambda v: f"{1000 * v:.2f}"),
     ]
     spec = [s for s in spec if s[0] in df.columns]
     rows = [

@@ -1,13 +1,6 @@
 # Pages of the HTML report (`snakemake --report {results_dir}/report.html`) besides the tables:
 # the headline numbers on its first page (report/workflow.rst embeds headline.html), the resolved
 # config with the library versions, and one training-curve plot per trained run.
-import hashlib
-import json
-
-
-def config_yaml():
-    """The resolved workflow config (defaults filled in) as YAML."""
-    return yaml.safe_dump(json.loads(json.dumps(config)), sort_keys=False)
 
 
 rule report_pages:
@@ -27,7 +20,7 @@ rule report_pages:
             labels={"page": "config and versions"},
         ),
     log:
-        f"logs/report_pages/{RESULTS.replace('/', '_')}.log",
+        "logs/report_pages.log",
     conda:
         CONDA_ENV
     params:
