@@ -52,7 +52,10 @@ def plot_table(df, kind: str, out: str | Path, title: str = "") -> Path:
         keys = [c for c in keys if not c.startswith("reproduced_") and df[c].nunique() > 1] or [
             "run"
         ]
-        labels = [" ".join(str(r[c]) for c in keys) for _, r in df.iterrows()]
+        labels = [
+            " ".join(f"{r[c]}-shot" if c == "shot" else str(r[c]) for c in keys)
+            for _, r in df.iterrows()
+        ]
         x = range(len(df))
         ax.bar([i - 0.2 for i in x], df["reported"].fillna(0), width=0.4, label="paper")
         ax.bar(
@@ -65,7 +68,8 @@ def plot_table(df, kind: str, out: str | Path, title: str = "") -> Path:
         ax.axhline(20.0, color="grey", ls=":", lw=1, label="chance (5-way, 20%)")
         ax.set_xticks(list(x), labels, rotation=60, ha="right", fontsize=7)
         ax.set_ylabel("accuracy (%)")
-        ax.legend(fontsize=8)
+        ax.set_ylim(0, 100)
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     if wide and not df.empty:
         fig.suptitle(title, fontsize=10)
     else:
