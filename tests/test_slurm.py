@@ -82,10 +82,12 @@ def _run(workdir: Path, cmd: list[str]) -> subprocess.CompletedProcess:
 
 
 def _tables(workdir: Path) -> dict[str, pd.DataFrame]:
-    out = {}
-    for name in ("demo", "efficiency_demo"):
-        out[name] = pd.read_csv(workdir / "results" / "tables" / f"{name}.csv")
-    return out
+    import yaml
+
+    # the test config writes its own results folder (results_dir), never the demo's results/
+    cfg = yaml.safe_load((REPO / ".test" / "config" / "config.yaml").read_text())
+    tables = workdir / cfg["results_dir"] / "tables"
+    return {name: pd.read_csv(tables / f"{name}.csv") for name in ("demo", "efficiency_demo")}
 
 
 def test_slurm_profile_matches_local_run(cluster, tmp_path, tmp_path_factory):

@@ -24,6 +24,8 @@ REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
 CONFIG = REPO / "workflow" / "config"
 STAGES = ("synth", "prepare", "pretrain", "train", "evaluate")
+# the test config's own results folder (results_dir): never the demo's results/
+TEST_RESULTS = yaml.safe_load((CONFIG / "test.yaml").read_text())["results_dir"]
 
 
 def snakemake(*args, cwd: Path, timeout: int = 120) -> subprocess.CompletedProcess:
@@ -100,6 +102,31 @@ def test_dry_run_synthetic_configs(tmp_path, name):
         assert counts.get(rule) == n, (rule, counts)
     assert counts["splits_synthetic"] == want["prepare"]
     assert not (tmp_path / "results").exists()  # a dry-run writes nothing
+
+
+def test_test_config_writes_its_own_results_folder(tmp_path):
+    """Every output of the test config lies under its results_dir (the demo's results/ and the
+    test's never share a file), and a `--config results_dir=...` override moves all of them."""
+    for results, args in (
+        (TEST_RESULTS, []),
+        ("elsewhere/out", ["--config", "results_dir=elsewhere/out"]),
+    ):
+        res = snakemake(
+            "-n",
+            "--quiet",
+            "rules",
+            "--summary",
+            f"--configfile={CONFIG / 'test.yaml'}",
+            *args,
+            cwd=tmp_path,
+        )
+        out = res.stdout + res.stderr
+        assert res.returncode == 0, out[-2000:]
+        rows = [line.split("\t", 1) for line in res.stdout.splitlines() if "\t" in line]
+        files = [r[0] for r in rows if r[0] != "output_file"]
+        written = [f for f in files if not f.startswith(("data/", "splits/", "logs/"))]
+        assert written, res.stdout[-2000:]
+        assert all(f.startswith(f"{results}/") for f in written), written
 
 
 def test_commands_hold_no_paths_of_this_environment():
@@ -218,7 +245,8 @@ def run_tiny(workdir: Path, *extra, timeout: int = 900) -> subprocess.CompletedP
 
 def check_tiny_outputs(workdir: Path) -> pd.DataFrame:
     cfg = yaml.safe_load((CONFIG / "test.yaml").read_text())
-    demo = pd.read_csv(workdir / "results/tables/demo.csv")
+    tables = workdir / TEST_RESULTS / "tables"
+    demo = pd.read_csv(tables / "demo.csv")
     n_methods = len(cfg["tables"]["demo"]["rows"])
     n_metrics = len(cfg["tables"]["demo"]["grid"]["metric"])
     n_seeds = len(cfg["tables"]["demo"]["grid"]["seed"])
@@ -229,11 +257,25 @@ def check_tiny_outputs(workdir: Path) -> pd.DataFrame:
     lr = pd.read_csv(workdir / "results/tables/demo_lr.csv")
     assert lr.groupby("method_key").chosen.sum().eq(1).all()  # one lr chosen per method
     assert set(demo["protocol"]) == {"standard", "reversed_pairs"}
-    for ext in ("md", "png"):
-        assert (workdir / f"results/tables/demo.{ext}").stat().st_size > 0
-    assert (workdir / "results/tables/demo_per_class.png").is_file()
-    eff = pd.read_csv(workdir / "results/tables/efficiency_demo.csv")
+    for ext in ("md", "png", "html"):
+        assert (tables / f"demo.{ext}").stat().st_size > 0
+    assert (tables / "demo_per_class.png").is_file()
+    eff = pd.read_csv(tables / "efficiency_demo.csv")
     assert eff["tunable_params"].notna().all()
+    # the rendered table holds every accuracy ± ci95 of the CSV
+    page = (tables / "demo.html").read_text()
+    for _, r in demo.iterrows():
+        assert f"{r['accuracy']:.1f} ± {r['ci95']:.1f}" in page
+    # the report's pages: headline, config + versions, one training curve per trained run
+    report = workdir / TEST_RESULTS / "report"
+    assert "reversed pairs" in (report / "headline.html").read_text()
+    page = (report / "config.html").read_text()
+    assert "torch" in page and "snakemake" in page and f"results_dir: {TEST_RESULTS}" in page
+    trained = [r for r in expand_matrix(cfg).runs.values() if r.needs_training]
+    assert trained and all((report / "curves" / f"{r.name}.png").is_file() for r in trained)
+    # nothing of the test config lands in the demo's folders
+    assert not (workdir / "results" / "tables").exists()
+    assert not (workdir / "results" / "runs").exists()
     return demo
 
 
@@ -264,3 +306,10 @@ def test_tiny_end_to_end(tmp_path_factory):
     rep = snakemake(f"--configfile={CONFIG / 'test.yaml'}", "--report", report, cwd=workdir)
     assert rep.returncode == 0, rep.stderr[-2000:]
     assert report.stat().st_size > 10_000
+    # the first page embeds the headline numbers (the 5-way 1-shot accuracy of every demo row)
+    html = report.read_text()
+    demo = pd.read_csv(workdir / TEST_RESULTS / "tables" / "demo.csv")
+    one_shot = demo[(demo["protocol"] == "standard") & (demo["shot"] == 1)]
+    for _, r in one_shot.iterrows():  # the report stores its pages JSON-escaped
+        assert f"{r['accuracy']:.1f} \\u00b1 {r['ci95']:.1f}" in html
+    assert "TableRow(" not in html  # table params are readable, not dataclass reprs

@@ -1,4 +1,6 @@
 # Config loading + validation, the expanded experiment matrix, path helpers, input functions.
+import hashlib
+import json
 import os
 import re
 import shutil
@@ -27,7 +29,6 @@ REPO = (
 if REPO and (REPO / "d2st").is_dir() and str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # the library, also when it is not pip-installed
 
-from d2st.catalog import EVALS_DIR, RUNS_DIR  # noqa: E402
 from d2st.plan import (  # noqa: E402
     MatrixError,
     expand_matrix,
@@ -69,6 +70,14 @@ except MatrixError as e:
     raise ValueError(f"config error in the experiment matrix: {e}") from None
 
 DATA = config["data_dir"]
+# everything the workflow writes besides data and splits (test.yaml: results/test)
+RESULTS = config["results_dir"]
+CONFIGS_DIR = f"{RESULTS}/configs"
+RUNS_DIR = f"{RESULTS}/runs"
+EVALS_DIR = f"{RESULTS}/evals"
+TABLES_DIR = f"{RESULTS}/tables"
+FIGURES_DIR = f"{RESULTS}/figures"
+REPORT_DIR = f"{RESULTS}/report"  # pages of the HTML report (headline, config, curves)
 # the paper's numbers, shipped with the workflow (results/reported/), resolved at parse time
 REPORTED = {
     spec["reported"]: _source(f"results/reported/{spec['reported']}")
@@ -83,7 +92,7 @@ SELECTION = selection_of(config)
 LR_CANDIDATES = lr_candidates(MATRIX.runs, SELECTION)
 CANDIDATE_RUNS = {r.name: r for c in LR_CANDIDATES.values() for r in c.values()}
 LR_TABLE = (
-    f"results/tables/{list(config['tables'])[0]}_lr.csv"  # demo_lr.csv for the demo
+    f"{TABLES_DIR}/{list(config['tables'])[0]}_lr.csv"  # demo_lr.csv for the demo
 )
 RUNS = {**MATRIX.runs, **CANDIDATE_RUNS}
 TABLES = list(config["tables"])
@@ -174,10 +183,25 @@ def eval_csv(run):
 
 
 def table_outputs(table):
-    out = [f"results/tables/{table}.{ext}" for ext in ("csv", "md", "png")]
+    out = [f"{TABLES_DIR}/{table}.{ext}" for ext in ("csv", "md", "png", "html")]
     if config["tables"][table].get("kind") == "demo":
-        out.append(f"results/tables/{table}_per_class.png")
+        out.append(f"{TABLES_DIR}/{table}_per_class.png")
     return out
+
+
+def curve_outputs(tables):
+    """Training-curve plots of the trained runs of these tables (frozen baselines have none)."""
+    runs = dict.fromkeys(r for t in tables for r in table_runs(t))
+    return [f"{REPORT_DIR}/curves/{r}.png" for r in runs if RUNS[r].needs_training]
+
+
+def report_outputs(tables):
+    """What the HTML report shows besides the tables: headline page, config, training curves."""
+    return [
+        f"{REPORT_DIR}/headline.html",
+        f"{REPORT_DIR}/config.html",
+        *curve_outputs(tables),
+    ]
 
 
 def shard_targets():
@@ -191,11 +215,16 @@ def shard_targets():
     ]
 
 
+def wanted_tables():
+    return config.get("targets") or TABLES
+
+
 def default_targets():
-    wanted = config.get("targets") or TABLES
+    wanted = wanted_tables()
     return [
         *(p for t in wanted for p in table_outputs(t)),
         *hash_targets(wanted),
+        *report_outputs(wanted),
         *shard_targets(),
     ]
 
@@ -208,15 +237,19 @@ def figure4_targets():
     """Figure 4's outputs when the config has both of its tables (the paper config)."""
     if not all(t in config["tables"] for t in FIGURE4_TABLES):
         return []
-    return [f"results/figures/figure4.{ext}" for ext in ("csv", "png")]
+    return [f"{FIGURES_DIR}/figure4.{ext}" for ext in ("csv", "png")]
 
 
 def model_info_json(run):
-    return f"results/efficiency/{run}.json"
+    return f"{RESULTS}/efficiency/{run}.json"
 
 
 def all_table_targets():
-    return [p for t in TABLES for p in table_outputs(t)] + figure4_targets()
+    return [
+        *(p for t in TABLES for p in table_outputs(t)),
+        *report_outputs(TABLES),
+        *figure4_targets(),
+    ]
 
 
 # ---------------------------------------------------------------- input functions and helpers of the rules
@@ -402,4 +435,100 @@ def hash_inputs(wc):
 
 
 def hash_targets(tables):
-    return [f"results/tables/{t}_hashes.csv" for t in tables]
+    return [f"{TABLES_DIR}/{t}_hashes.csv" for t in tables]
+
+
+# ---------------------------------------------------------------- tables and report
+def _slashed(values):
+    return "/".join(map(str, values))
+
+
+def _values(values):
+    return ", ".join(str(v) for v in values)
+
+
+def table_caption(name):
+    """What one table shows, for the HTML report: what is fixed, what varies, which numbers."""
+    spec = config["tables"][name]
+    kind = spec.get("kind", "paper")
+    rows = MATRIX.tables[name]
+    runs = table_runs(name)
+    parts = [f"**{spec.get('title', name).rstrip('.')}.**"]
+    fixed = {k: v for k, v in spec.get("fixed", {}).items() if k != "overrides"}
+    if fixed:
+        parts.append("Fixed: " + ", ".join(f"{k} {v}" for k, v in fixed.items()) + ".")
+    varied = [f"{k} ({_values(v)})" for k, v in spec.get("grid", {}).items()]
+    keys = {}
+    for r in spec["rows"]:
+        for k, v in r.get("key", {}).items():
+            keys.setdefault(k, []).append(v)
+    varied += [
+        f"{k} ({_values(dict.fromkeys(v))})"
+        for k, v in keys.items()
+        if len(set(map(str, v))) > 1
+    ]
+    if varied:
+        parts.append("Varies: " + "; ".join(varied) + ".")
+    parts.append(f"{len(rows)} rows from {len(runs)} trained runs.")
+    shots = _slashed(spec.get("shots", [1, 5]))
+    metrics = sorted({RUNS[r].metric for r in runs})
+    per_metric = {
+        m: config["eval"]
+        .get("episodes_by_metric", {})
+        .get(m, config["eval"]["episodes"])
+        for m in metrics
+    }
+    episodes = (
+        f"{next(iter(per_metric.values()))}"
+        if len(set(per_metric.values())) == 1
+        else ", ".join(f"{m} {n}" for m, n in per_metric.items())
+    )
+    if kind == "efficiency":
+        parts.append(
+            "Columns: tunable parameters (count and % of the model), peak memory and seconds per "
+            "training / test episode, measured on this workflow's runs."
+        )
+    else:
+        parts.append(
+            f"Accuracy in % over 5-way {shots}-shot test episodes (per shot: {episodes}; metric "
+            f"{_values(metrics)}) with its 95% confidence interval (ci95)."
+        )
+    if kind == "demo":
+        parts.append(
+            "Protocol reversed_pairs: binary 1-shot accuracy on the time-reversed test class pairs "
+            "(chance 50%); an order-free metric can only beat chance there through temporal "
+            "modelling in the adapter."
+        )
+    if spec.get("reported"):
+        parts.append(
+            f"reported: the paper's number (results/reported/{spec['reported']}); reproduced: this "
+            "workflow's."
+        )
+    return " ".join(parts)
+
+
+def row_labels(table):
+    """The table's rows, readable (the table rule's param: shown in the report, and editing a
+    row re-runs the table): 'method=d2st, metric=bimhm: <run> (shots 1,5; standard)'."""
+    return [
+        "{}: {} (shots {}; {})".format(
+            ", ".join(f"{k}={v}" for k, v in r.key.items()),
+            r.run,
+            ",".join(map(str, r.shots)),
+            ", ".join(r.protocols),
+        )
+        for r in MATRIX.tables[table]
+    ]
+
+
+def method_labels(table):
+    """run -> short legend name (the row's method key, else its adapter)."""
+    return {
+        r.run: str(r.key.get("method", RUNS[r.run].adapter))
+        for r in MATRIX.tables[table]
+    }
+
+
+def config_yaml():
+    """The resolved workflow config (defaults filled in) as YAML."""
+    return yaml.safe_dump(json.loads(json.dumps(config)), sort_keys=False)

@@ -7,9 +7,9 @@
 
 rule model_info:
     input:
-        config="results/configs/{run}.yaml",
+        config=f"{CONFIGS_DIR}/{{run}}.yaml",
     output:
-        "results/efficiency/{run}.json",
+        f"{RESULTS}/efficiency/{{run}}.json",
     log:
         "logs/model_info/{run}.log",
     conda:
@@ -20,12 +20,12 @@ rule model_info:
 
 rule figure4:
     input:
-        accuracy=f"results/tables/{FIGURE4_TABLES[0]}.csv",
-        efficiency=f"results/tables/{FIGURE4_TABLES[1]}.csv",
+        accuracy=f"{TABLES_DIR}/{FIGURE4_TABLES[0]}.csv",
+        efficiency=f"{TABLES_DIR}/{FIGURE4_TABLES[1]}.csv",
     output:
-        csv="results/figures/figure4.csv",
+        csv=f"{FIGURES_DIR}/figure4.csv",
         png=report(
-            "results/figures/figure4.png",
+            f"{FIGURES_DIR}/figure4.png",
             caption="../report/table_plot.rst",
             category="Plots",
             labels={"table": "figure4", "file": "png"},

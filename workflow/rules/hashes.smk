@@ -7,7 +7,7 @@ rule stage_hashes:
     input:
         hash_inputs,
     output:
-        "results/tables/{table}_hashes.csv",
+        f"{TABLES_DIR}/{{table}}_hashes.csv",
     log:
         "logs/stage_hashes/{table}.log",
     conda:

@@ -72,19 +72,18 @@ def run_summary():
             f"  tables ({len(fresh)} written now, {len(present) - len(fresh)} unchanged): "
             + ", ".join(present)
         )
-    done = {r: _mtime(f"results/runs/{r}/done") for r in RUNS}
+    done = {r: _mtime(f"{RUNS_DIR}/{r}/done") for r in RUNS}
     trained = sorted(r for r, t in done.items() if t is not None and t >= _T0)
     reused = sorted(r for r, t in done.items() if t is not None and t < _T0)
     lines.append(
-        f"  runs: {len(trained)} trained now, {len(reused)} reused (results/runs/)"
+        f"  runs: {len(trained)} trained now, {len(reused)} reused ({RUNS_DIR}/)"
     )
-    if os.path.exists("results/report.html"):
-        lines.append(
-            "  report: results/report.html (refresh: snakemake --report results/report.html)"
-        )
+    html = f"{RESULTS}/report.html"
+    if os.path.exists(html):
+        lines.append(f"  report: {html} (refresh: snakemake --report {html})")
     else:
         lines.append(
-            "  report: snakemake --report results/report.html  (tables, plots, captions)"
+            f"  report: snakemake --report {html}  (tables, plots, training curves)"
         )
     return lines
 

@@ -7,7 +7,7 @@ rule run_config:
         # is chosen on the validation classes read it from the selection table
         unpack(run_config_inputs),
     output:
-        "results/configs/{run}.yaml",
+        f"{CONFIGS_DIR}/{{run}}.yaml",
     log:
         "logs/run_config/{run}.log",
     conda:
@@ -24,7 +24,7 @@ rule run_config:
 rule train:
     input:
         unpack(run_inputs),
-        config="results/configs/{run}.yaml",
+        config=f"{CONFIGS_DIR}/{{run}}.yaml",
     output:
         model=f"{RUNS_DIR}/{{run}}/model.safetensors",
         done=f"{RUNS_DIR}/{{run}}/done",
@@ -38,6 +38,6 @@ rule train:
         runtime=lambda wc, attempt: RES["train_runtime"] * attempt,
         gpu=RES["gpu"],
     shell:
-        # resumes from results/runs/{run}/checkpoint.pt when a previous attempt was cut off;
+        # resumes from {results_dir}/runs/{run}/checkpoint.pt when a previous attempt was cut off;
         # d2st-progress (workflow/bin): full output to the log, a progress line to the console
         "d2st train --config {input.config} 2>&1 | d2st-progress {log} 'train {wildcards.run}'"

@@ -28,7 +28,7 @@ rule visualize:
         done=f"{RUNS_DIR}/{{run}}/done",
         test=lambda wc: manifest(RUNS[wc.run].dataset, "test", RUNS[wc.run].frames),
     output:
-        "results/figures/visualize/{run}.png",
+        f"{FIGURES_DIR}/visualize/{{run}}.png",
     log:
         "logs/visualize/{run}.log",
     conda:
@@ -46,15 +46,15 @@ rule casestudy:
     input:
         lambda wc: [f"{EVALS_DIR}/{r}/per_class.csv" for r in CASESTUDIES[wc.study]],
     output:
-        csv="results/figures/casestudy/{study}.csv",
-        png="results/figures/casestudy/{study}.png",
+        csv=f"{FIGURES_DIR}/casestudy/{{study}}.csv",
+        png=f"{FIGURES_DIR}/casestudy/{{study}}.png",
     log:
         "logs/casestudy/{study}.log",
     conda:
         CONDA_ENV
     params:
         labels=lambda wc: " ".join(RUNS[r].adapter for r in CASESTUDIES[wc.study]),
-        prefix=lambda wc: f"results/figures/casestudy/{wc.study}",
+        prefix=lambda wc: f"{FIGURES_DIR}/casestudy/{wc.study}",
     shell:
         "d2st casestudy --evals {input} --labels {params.labels} "
         "--out {params.prefix} > {log} 2>&1"
@@ -62,9 +62,9 @@ rule casestudy:
 
 rule figures:
     input:
-        expand("results/figures/visualize/{run}.png", run=FIGURE_RUNS),
+        expand(f"{FIGURES_DIR}/visualize/{{run}}.png", run=FIGURE_RUNS),
         expand(
-            "results/figures/casestudy/{study}.{ext}",
+            f"{FIGURES_DIR}/casestudy/{{study}}.{{ext}}",
             study=CASESTUDIES,
             ext=["csv", "png"],
         ),

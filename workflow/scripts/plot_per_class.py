@@ -11,4 +11,6 @@ with open(snakemake.log[0], "w") as log:
     from d2st.plots import plot_per_class
 
     pc = pd.concat([pd.read_csv(f) for f in snakemake.input], ignore_index=True)
-    plot_per_class(pc, snakemake.output[0], title=snakemake.params.title)
+    plot_per_class(
+        pc, snakemake.output[0], title=snakemake.params.title, labels=dict(snakemake.params.labels)
+    )
