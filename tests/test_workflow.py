@@ -254,7 +254,7 @@ def check_tiny_outputs(workdir: Path) -> pd.DataFrame:
     assert len(demo) == n_methods * n_metrics * 3 * (n_seeds + 1)
     assert demo["accuracy"].between(0, 100).all() and demo["ci95"].ge(0).all()
     assert set(demo["seed"].astype(str)) == {*map(str, range(n_seeds)), "mean"}
-    lr = pd.read_csv(workdir / "results/tables/demo_lr.csv")
+    lr = pd.read_csv(tables / "demo_lr.csv")
     assert lr.groupby("method_key").chosen.sum().eq(1).all()  # one lr chosen per method
     assert set(demo["protocol"]) == {"standard", "reversed_pairs"}
     for ext in ("md", "png", "html"):
