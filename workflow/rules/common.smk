@@ -532,3 +532,36 @@ def method_labels(table):
 def config_yaml():
     """The resolved workflow config (defaults filled in) as YAML."""
     return yaml.safe_dump(json.loads(json.dumps(config)), sort_keys=False)
+
+
+# ---------------------------------------------------------------- run specs (rule run_config)
+def write_run_config(input, out, cfg, method, log):
+    """Resolve one run's settings into its frozen spec (d2st.config.resolve) and write it.
+
+    The resolver fills every derived value (run name, auxiliary head size from the train
+    shards); a run whose lr is chosen on the validation classes takes it from the selection table.
+    """
+    import pandas as pd
+
+    from d2st.config import resolve
+    from d2st.plan import lr_overrides
+    from d2st.train import count_classes
+
+    overrides = []
+    with open(log, "w") as f:
+        if method:
+            table = pd.read_csv(input.lr)
+            chosen = table[(table.method_key == method) & table.chosen]
+            if len(chosen) != 1:
+                raise ValueError(f"{input.lr}: no chosen lr for {method}")
+            overrides = [
+                f"{k}={v!r}" for k, v in lr_overrides(float(chosen.lr.iloc[0]))
+            ]
+            print(f"from {input.lr}: {overrides}", file=f)
+        spec = resolve(
+            cfg,
+            overrides,
+            train_classes=lambda s: count_classes(Path(input.train).parent),
+        )
+        spec.save(out)
+        print(f"wrote {out}", file=f)

@@ -17,8 +17,9 @@ rule run_config:
         # affected runs (Snakemake's params rerun trigger); the script resolves them once
         cfg=lambda wc: run_dict(wc.run),
         method=lambda wc: selected_by(wc.run) or "",
-    script:
-        "../scripts/write_run_config.py"
+    run:
+        # in the Snakemake process (no interpreter start per run): d2st.config.resolve
+        write_run_config(input, output[0], params.cfg, params.method, log[0])
 
 
 rule train:
@@ -41,3 +42,7 @@ rule train:
         # resumes from {results_dir}/runs/{run}/checkpoint.pt when a previous attempt was cut off;
         # d2st-progress (workflow/bin): full output to the log, a progress line to the console
         "d2st train --config {input.config} 2>&1 | d2st-progress {log} 'train {wildcards.run}'"
+
+
+localrules:
+    run_config,
