@@ -1,10 +1,10 @@
-"""Geometry pretraining of a small image trunk on single synthetic frames (DESIGN.md §5).
+"""Geometry pretraining of a small image trunk on single synthetic frames (docs/SYNTHETIC.md).
 
 The synthetic demo's stand-in for ImageNet / CLIP pretraining: a pure *image* task that keeps
 geometry in the features. Each frame of a base-class (train) video is regressed onto its object's
 state (x, y, size, cos θ, sin θ, opacity) from ``geometry.csv``; no temporal information is used.
 Appearance-only pretraining is not an option: it made pooled features position-blind and every
-few-shot method sat at chance (reference/synthetic_feasibility.md, pitfall 1).
+few-shot method sat at chance in the prototype of this benchmark.
 
 After training, a linear probe fitted on frozen pooled features of training videos and scored on
 held-out videos (R² per target) checks that the features carry geometry; the prototype measured

@@ -10,7 +10,7 @@ import torch
 from d2st.models.adsta import ADSTA, grid_geometry, reference_points
 from d2st.models.config import TABLE14_RESNET, TABLE14_VIT, UNIFORM_DENSITY
 
-# Official kernel/stride per insertion point (official_impl.md §2 table): feature, density,
+# Official kernel/stride per insertion point (authors' repository qizhongtan/D2ST-Adapter): feature, density,
 # kernel, stride. These are facts read from the official code, not outputs of ours.
 OFFICIAL = [
     ((8, 56, 56), (2, 8, 8), (4, 7, 7), (4, 7, 7)),

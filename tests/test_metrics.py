@@ -1,4 +1,4 @@
-"""Metrics against brute-force definitions on tiny episodes (peers_metrics.md §1-3)."""
+"""Metrics against brute-force definitions on tiny episodes (definitions of HyRSM, OTAM and TRX)."""
 
 from __future__ import annotations
 

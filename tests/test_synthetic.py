@@ -1,4 +1,4 @@
-"""Contracts of the synthetic motion benchmark (DESIGN.md §5, docs/CONTRACTS.md)."""
+"""Contracts of the synthetic motion benchmark (docs/SYNTHETIC.md, docs/CONTRACTS.md)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Synthetic few-shot motion benchmark: numpy-rendered clips encoded by ffmpeg into real containers.
 
-Classes are defined by *motion* only (DESIGN.md §5): appearance (shape, two-tone colours, background,
+Classes are defined by *motion* only: appearance (shape, two-tone colours, background,
 size, speed, start, amplitude) is drawn per video by :func:`sample_appearance`, which never sees the
 class. A class is a *motion program* mapping that appearance to per-frame object states
 ``(x, y, size, angle, opacity)``. The reversed member of every reversed pair is the same program with
@@ -8,7 +8,7 @@ the state sequence flipped in time, so the two classes have identical per-frame 
 temporal order tells them apart (like SSv2 "pushing left to right" vs "right to left").
 
 Every reversal kind among the test pairs has a base-class analogue (the prototype's rotation pair stayed
-at chance when no base class rotated; reference/synthetic_feasibility.md). See docs/SYNTHETIC.md.
+at chance when no base class rotated). See docs/SYNTHETIC.md.
 
 Coordinates: x right, y down, both in frame units [0, 1]; ``size`` is the object's half-extent in frame
 units; ``angle`` is in radians, positive = clockwise on screen; ``opacity`` in [0, 1].

@@ -4,8 +4,9 @@ D2ST-Adapter (ICCV 2025) encodes every support and query video into per-frame fe
 adapted frozen backbone (Eq. 1-4) and matches them with a temporal metric (Eq. 5); training is
 cross-entropy over the W episode classes. The official code adds, unmentioned in the paper, an
 auxiliary cross-entropy over the global training classes, applied by a linear classifier to the
-temporal mean of each support and query video's frame features (official_impl.md §5); its weights
-per backbone family x dataset are :data:`AUX_WEIGHTS` (0 where the key is absent).
+temporal mean of each support and query video's frame features (authors' repository
+qizhongtan/D2ST-Adapter, its model's ``classification_layer``); its weight per backbone family x
+dataset is the ``aux_weight`` column of :data:`d2st.catalog.SCHEDULES`.
 
 D2ST-Adapter-MM (paper §4.2, CLIP-FSAR's framework, ``d2st.models.mm``) adds a
 :class:`~d2st.models.mm.MultiModalHead`: features are mapped into CLIP's joint space, support
@@ -20,18 +21,6 @@ import torch
 from torch import nn
 
 from d2st.models.metrics import episode_way, prototypes
-
-# (family, dataset) -> lambda_cls of the released configs (absent -> 0: no auxiliary head)
-AUX_WEIGHTS: dict[tuple[str, str], float] = {
-    ("resnet", "ssv2_full"): 1.0,
-    ("resnet", "ssv2_small"): 0.5,
-    ("resnet", "kinetics100"): 1.5,
-    ("resnet", "hmdb51"): 2.0,
-    ("resnet", "ucf101"): 1.5,
-    ("vit", "ssv2_full"): 2.0,
-    ("vit", "ssv2_small"): 0.5,
-    ("vit", "hmdb51"): 2.5,
-}
 
 
 class FewShotModel(nn.Module):

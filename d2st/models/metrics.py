@@ -11,8 +11,7 @@ Leading dimensions are optional episode batch dimensions (evaluation runs many e
 
 This is the matching step of D2ST-Adapter (ICCV 2025, Eq. 5: the adapted per-frame features of
 query and support are compared by a temporal matching metric and trained with cross-entropy over
-the W classes). The metrics follow the public implementations described in
-``shared/reference/peers_metrics.md``:
+the W classes). The metrics follow these public implementations:
 
 - Bi-MHM (HyRSM, Wang et al., CVPR 2022): bidirectional mean Hausdorff, sum form, on class
   prototypes (per-frame mean of the K shots), cosine distance on L2-normalised frames. D2ST's metric.
