@@ -42,10 +42,10 @@ def write_shards(root: Path, clips: np.ndarray, labels: np.ndarray, class_names=
 
 
 def make_dataset(
-    tmp: Path, train_classes=8, test_classes=6, per_class=6, seed=0
+    tmp: Path, train_classes=8, test_classes=6, per_class=6, seed=0, frames=FRAMES
 ) -> tuple[Path, Path]:
     """Train and test shard folders (disjoint classes, as in few-shot splits)."""
-    clips, labels = make_clips(train_classes + test_classes, per_class, seed)
+    clips, labels = make_clips(train_classes + test_classes, per_class, seed, frames=frames)
     is_train = labels < train_classes
     names = [f"class{c:02d}" for c in range(train_classes + test_classes)]
     train = write_shards(tmp / "train", clips[is_train], labels[is_train], names[:train_classes])

@@ -322,3 +322,41 @@ def test_changed_config_trains_a_fresh_run(tmp_path, data):
     assert second.run_dir == first.run_dir
     aside = list(tmp_path.glob("runs/edit.superseded-*"))
     assert len(aside) == 1 and (aside[0] / "model.safetensors").exists()
+
+
+def test_frames_per_segment_jitters_training_and_centres_the_test_view(tmp_path):
+    """F = 2 stored candidates per segment: a random one per segment at training (two seeds see
+    different frames), the centre candidate at test (deterministic, so the cache stays exact)."""
+    from d2st.build import load_run
+    from d2st.evaluate import TestFrames, evaluate
+    from d2st.train import EpisodeClips, View
+
+    tr, te = make_dataset(tmp_path / "f2", frames=FRAMES * 2)
+    clips = torch.arange(FRAMES * 2).view(1, FRAMES * 2, 1, 1, 1).expand(3, -1, 2, 2, 3)
+
+    class Fake:
+        def get_many(self, idx):
+            return clips[: len(list(idx))].numpy()
+
+    view = View(32, (0.5,) * 3, (0.5,) * 3, False, False, frames=FRAMES, frames_per_segment=2)
+    picks = []
+    for seed in (1, 2):
+        ds = EpisodeClips(Fake(), None, [], view)
+        picked = ds._clips([0, 1, 2], torch.Generator().manual_seed(seed))  # (3, T, H, W, 3)
+        stored = picked[:, :, 0, 0, 0]  # the stored frame number each position took
+        assert ((stored // 2) == torch.arange(FRAMES)).all()  # one candidate of each segment
+        picks.append(stored)
+    assert not torch.equal(picks[0], picks[1])  # temporal jitter: seeds differ
+
+    extra = {"data.frames_per_segment": 2, "train.episodes": 4, "run.name": "f2"}
+    result = train(load_config(None, tiny_overrides(tmp_path, tr, te, **extra)), progress=False)
+    assert result.finished
+    spec, _ = load_run(result.run_dir)
+    from d2st.data.shards import ShardSet
+
+    centre = TestFrames(ShardSet(te), spec).get_many([0, 1])
+    stored = ShardSet(te).get_many([0, 1])
+    assert np.array_equal(centre, stored[:, 1::2])  # candidate F // 2 = 1 of each segment
+    a = evaluate(result.run_dir, tmp_path / "e1" / "eval.csv", overrides=["eval.episodes=10"])
+    b = evaluate(result.run_dir, tmp_path / "e2" / "eval.csv", overrides=["eval.episodes=10"])
+    assert a.accuracy.tolist() == b.accuracy.tolist()

@@ -32,7 +32,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="split CSV (video_id,label,label_idx,relpath); default: all videos under --videos",
     )
     p.add_argument("--out", type=Path, required=True, help="shard folder, e.g. .../test/8f_256px")
-    p.add_argument("--frames", type=int, default=8, help="frames sampled per video (T)")
+    p.add_argument(
+        "--frames",
+        type=int,
+        default=8,
+        help="frames stored per video: T, or T*F for F candidates per segment (temporal jitter)",
+    )
+    p.add_argument(
+        "--frame-rule",
+        default="uniform",
+        choices=["uniform", "kinetics100"],
+        help="frame indices: segment centres, or the authors' Kinetics-100 rule",
+    )
     p.add_argument("--size", type=int, default=256, help="output side in pixels (aspect ignored)")
     p.add_argument("--jobs", type=int, default=1, help="decoding processes")
     p.add_argument(
@@ -86,6 +97,7 @@ def main(args: argparse.Namespace) -> int:
         strict=args.strict,
         progress=not args.no_progress,
         attempts=args.attempts,
+        frame_rule=args.frame_rule,
     )
     for note in s.notes:
         print(f"[prepare] note: {note}")

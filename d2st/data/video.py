@@ -263,6 +263,7 @@ def decode_frames(
     strict: bool = False,
     autorotate: bool = True,
     extra_filters: tuple[tuple[str, tuple], ...] = (),
+    rule: str = "uniform",
 ) -> tuple[np.ndarray, VideoInfo, list[int]]:
     """Decode ``T`` frames sampled by :func:`sample_indices`, resized to ``size`` in ffmpeg.
 
@@ -279,6 +280,8 @@ def decode_frames(
         strict: treat logged decoder errors as ``corrupt`` even if every frame decoded.
         autorotate: apply the display-matrix rotation (ffmpeg default; False for tests).
         extra_filters: (name, args) ffmpeg filters applied after selection, before scaling.
+        rule: frame-index rule, a key of :data:`d2st.data.sampling.FRAME_RULES` (``uniform``:
+            :func:`sample_indices`; ``kinetics100``: the authors' Kinetics-100 linspace).
 
     Raises:
         VideoError: with the status and a one-line message.
@@ -287,7 +290,12 @@ def decode_frames(
     if info.frames < 1:
         raise VideoError("empty", "the video stream has no frames")
     h, w = (size, size) if isinstance(size, int) else size
-    indices = sample_indices(info.frames, T)
+    if rule == "uniform":
+        indices = sample_indices(info.frames, T)
+    else:
+        from d2st.data.sampling import frame_indices
+
+        indices = frame_indices(rule, info.frames, T, 1, fps=info.fps)
     unique = sorted(set(indices))
     inp = ffmpeg.input(str(path), threads=threads, **({} if autorotate else {"noautorotate": None}))
     stream = inp["v:0"].filter("select", _select_expr(unique))
@@ -335,6 +343,7 @@ def decode_clip(
     threads: int = 0,
     strict: bool = False,
     attempts: int = 1,
+    rule: str = "uniform",
 ) -> ClipResult:
     """:func:`decode_frames` that classifies a bad video into a status instead of raising.
 
@@ -352,7 +361,7 @@ def decode_clip(
         try:
             info = probe(path)
             frames, info, idx = decode_frames(
-                path, T, size, info=info, threads=threads, strict=strict
+                path, T, size, info=info, threads=threads, strict=strict, rule=rule
             )
         except VideoError as e:
             failure = ClipResult(e.status, e.message, None, [], None)

@@ -278,6 +278,13 @@ def video_root(dataset):
     )
 
 
+def frame_index_scheme(dataset):
+    """The authors' frame indices for a dataset, d2st.data.sampling (uniform but Kinetics-100)."""
+    from d2st.data import sampling
+
+    return sampling.official_rule(dataset)
+
+
 def prepare_inputs(wc):
     inputs = {"split": f"{SPLITS}/{wc.dataset}/{wc.partition}.csv"}
     if wc.dataset in SYNTHETIC:  # generated videos are a workflow output

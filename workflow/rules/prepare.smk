@@ -17,8 +17,11 @@ rule prepare:
     params:
         videos=lambda wc: video_root(wc.dataset),
         out=lambda wc, output: str(Path(output[0]).parent),
+        # the authors' frame-index rule of the dataset (Kinetics-100 has its own)
+        rule=lambda wc: frame_index_scheme(wc.dataset),
     shell:
         "( test -d {params.videos:q} || {{ echo 'd2st: video root of {wildcards.dataset} not found: "
         "{params.videos} (set datasets.{wildcards.dataset}.videos in the config)'; exit 1; }} ; "
         "d2st prepare --videos {params.videos:q} --split {input.split} --out {params.out} "
-        "--frames {wildcards.frames} --size {wildcards.size} --jobs {threads} --no-progress ) > {log} 2>&1"
+        "--frames {wildcards.frames} --size {wildcards.size} --frame-rule {params.rule} "
+        "--jobs {threads} --no-progress ) > {log} 2>&1"

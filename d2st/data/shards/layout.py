@@ -69,12 +69,12 @@ def shard_files(root: str | Path) -> list[Path]:
     )
 
 
-def expected_attrs(frames: int, size: int, fmt: str, quality: int) -> dict:
+def expected_attrs(frames: int, size: int, fmt: str, quality: int, rule: str = "uniform") -> dict:
     """The attributes that decide whether an existing shard can be reused."""
     return {
         "frames": frames,
         "size": size,
-        "sampling_rule": SAMPLING_RULE,
+        "sampling_rule": SAMPLING_RULE if rule == "uniform" else f"{rule} (d2st.data.sampling)",
         "frame_format": fmt,
         "jpeg_quality": quality if fmt == "jpeg" else 0,
         "shard_format": SHARD_FORMAT,

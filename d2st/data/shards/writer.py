@@ -178,8 +178,8 @@ def _digest(rows: pd.DataFrame) -> str:
 
 def _decode_task(task: tuple) -> tuple:
     """Worker: decode (and JPEG-encode) one video. Returns a picklable record."""
-    k, path, T, size, threads, strict, fmt, quality, attempts = task
-    r = decode_clip(path, T, size, threads=threads, strict=strict, attempts=attempts)
+    k, path, T, size, threads, strict, fmt, quality, attempts, rule = task
+    r = decode_clip(path, T, size, threads=threads, strict=strict, attempts=attempts, rule=rule)
     payload = crc = None
     if r.frames is not None:
         payload = encode_jpeg(r.frames, quality) if fmt == "jpeg" else r.frames
@@ -372,6 +372,7 @@ def prepare(
     strict: bool = False,
     progress: bool = True,
     attempts: int = DEFAULT_ATTEMPTS,
+    frame_rule: str = "uniform",
 ) -> PrepareSummary:
     """Decode every video of a split into HDF5 shards under ``out`` and write ``manifest.csv``.
 
@@ -381,6 +382,9 @@ def prepare(
         videos: video root; ``relpath`` is relative to it and must stay inside it.
         out: shard folder (``.../{T}f_{size}px``); locked for this run (one writer).
         frames, size: T sampled frames, resized to size x size.
+        frame_rule: frame-index rule (``uniform`` segment centres; ``kinetics100`` the
+            authors' rule for that dataset), :data:`d2st.data.sampling.FRAME_RULES`. F candidate
+            frames per segment for temporal jitter: ``frames = T * F`` with the uniform rule.
         jobs: decoding processes.
         shard_size: split rows per shard (row k -> shard k // shard_size).
         on_error: ``skip`` records bad videos and goes on; ``fail`` stops at the first one
@@ -423,14 +427,14 @@ def prepare(
             summary.notes.append(lock.stale_line())
         _prepare_locked(
             df, videos, out, frames, size, jobs, shard_size, on_error, fmt, jpeg_quality,
-            strict, progress, attempts, summary, tqdm,
+            strict, progress, attempts, summary, tqdm, frame_rule,
         )  # fmt: skip
     return summary
 
 
 def _prepare_locked(
     df, videos, out, frames, size, jobs, shard_size, on_error, fmt, quality, strict, progress,
-    attempts, summary, tqdm,
+    attempts, summary, tqdm, rule,
 ) -> None:  # fmt: skip
     for stale in out.glob("*.tmp*"):  # leftovers of a killed run: never complete
         stale.unlink()
@@ -441,7 +445,7 @@ def _prepare_locked(
         stem = extra.name[len("shard-") : -len(".h5")]
         if not stem.isdigit() or int(stem) >= n_shards:
             extra.unlink()
-    expect = expected_attrs(frames, size, fmt, quality)
+    expect = expected_attrs(frames, size, fmt, quality, rule)
 
     def rng(i):
         return i * shard_size, min(len(df), (i + 1) * shard_size)
@@ -471,7 +475,7 @@ def _prepare_locked(
 
     def task(k):
         path = str(videos / df.at[k, "relpath"])
-        return (k, path, frames, size, threads, strict, fmt, quality, attempts)
+        return (k, path, frames, size, threads, strict, fmt, quality, attempts, rule)
 
     order = sorted([*pending, *retry])
     rows_of = {i: (range(*rng(i)) if i in pending else retry[i]) for i in order}
