@@ -73,7 +73,9 @@ def _table(header: list[str], rows: list[list[str]], key_cols: int = 1) -> str:
 
 def demo_rows(df) -> tuple[list[str], list[list[str]]]:
     """A ``demo`` table pivoted: one row per method x metric, columns 5-way 1/5-shot and the
-    reversed pairs, each 'accuracy ± ci95'."""
+    reversed pairs, each 'accuracy ± ci95'; with seed rows, the mean over seeds ± its t-interval."""
+    if "seed" in df.columns and (df["seed"].astype(str) == "mean").any():
+        df = df[df["seed"].astype(str) == "mean"]
     cols = [c for c in DEMO_COLUMNS if ((df["protocol"] == c[0]) & (df["shot"] == c[1])).any()]
     if (df["protocol"] == PAIRS_COLUMN[0]).any():
         cols.append(PAIRS_COLUMN)

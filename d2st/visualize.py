@@ -515,7 +515,7 @@ def visualize(
 
     cfg, model = load_model(run, config, overrides)
     enc = model.encoder
-    crop = int(cfg.data.crop)
+    crop = int(cfg.model.image_size)
     if video is None:
         if not cfg.data.test_shards:
             raise ValueError("--video missing and the run config has no data.test_shards")

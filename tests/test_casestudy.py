@@ -75,7 +75,7 @@ def test_cli_writes_csv_and_png(tmp_path):
 
 def test_workflow_pairs_runs_that_differ_only_in_the_adapter():
     from d2st.casestudy import comparable_runs
-    from d2st.tables import Run
+    from d2st.plan import Run
 
     runs = [
         Run("d2st", "resnet_tiny", "bimhm", "synthetic"),

@@ -11,7 +11,11 @@ _T0 = (
 
 # the GPU rules and their runtime limit (minutes, attempt 1): the same config values their
 # `resources:` use (train.smk, evaluate.smk)
-GPU_RULES = {"train": "train_runtime", "evaluate": "eval_runtime"}
+GPU_RULES = {
+    "train": "train_runtime",
+    "evaluate": "eval_runtime",
+    "evaluate_val": "eval_runtime",
+}
 
 
 def gpu_hours(job_counts):
