@@ -257,8 +257,13 @@ def all_table_targets():
 
 def synth_flags():
     """`d2st synth` extra flags from synthetic.args ({videos_per_class: 30} -> --videos-per-class 30)."""
+    return cli_flags(config["synthetic"].get("args", {}))
+
+
+def cli_flags(args):
+    """Command-line flags from a mapping: {a_b: 3} -> --a-b 3, {x: true} -> --x, lists spaced."""
     flags = []
-    for k, v in config["synthetic"].get("args", {}).items():
+    for k, v in args.items():
         flag = f"--{k.replace('_', '-')}"
         if isinstance(v, bool):
             flags.append(flag if v else "")

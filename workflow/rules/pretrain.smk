@@ -23,10 +23,7 @@ rule pretrain:
         shards=lambda wc, input: str(Path(input.shards).parent),
         # torch threads fixed by the config, not by --cores: results depend on the thread count
         threads=config["pretrain"].get("threads", 1),
-        flags=lambda wc: " ".join(
-            f"--{k.replace('_', '-')} {v}"
-            for k, v in config["pretrain"].get("args", {}).items()
-        ),
+        flags=lambda wc: cli_flags(config["pretrain"].get("args", {})),
     shell:
         "d2st pretrain --shards {params.shards} --geometry {input.geometry} "
         "--backbone {wildcards.backbone} --seed {wildcards.seed} --threads {params.threads} "
