@@ -14,6 +14,8 @@ from pathlib import Path
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    import inspect
+
     from d2st.data.shards import (
         DEFAULT_ATTEMPTS,
         DEFAULT_FORMAT,
@@ -21,7 +23,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         DEFAULT_SHARD_SIZE,
         FORMATS,
     )
+    from d2st.data.shards import prepare as _prepare
 
+    lib = {k: v.default for k, v in inspect.signature(_prepare).parameters.items()}  # one source
     p.add_argument(
         "--videos", type=Path, required=True, help="video root (relpaths are relative to it)"
     )
@@ -35,17 +39,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--frames",
         type=int,
-        default=8,
+        default=lib["frames"],
         help="frames stored per video: T, or T*F for F candidates per segment (temporal jitter)",
     )
     p.add_argument(
         "--frame-rule",
-        default="uniform",
+        default=lib["frame_rule"],
         choices=["uniform", "kinetics100"],
         help="frame indices: segment centres, or the authors' Kinetics-100 rule",
     )
-    p.add_argument("--size", type=int, default=256, help="output side in pixels (aspect ignored)")
-    p.add_argument("--jobs", type=int, default=1, help="decoding processes")
+    p.add_argument(
+        "--size", type=int, default=lib["size"], help="output side in pixels (aspect ignored)"
+    )
+    p.add_argument("--jobs", type=int, default=lib["jobs"], help="decoding processes")
     p.add_argument(
         "--shard-size",
         type=int,
@@ -55,7 +61,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--on-error",
         choices=("skip", "fail"),
-        default="skip",
+        default=lib["on_error"],
         help="skip: record bad videos in the manifest and go on; fail: stop at the first",
     )
     p.add_argument(
