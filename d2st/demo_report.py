@@ -335,7 +335,10 @@ def plot_demo_seeds(df: pd.DataFrame, out: str | Path, title: str = "") -> Path:
             fontsize=9,
         )
     if title:
-        fig.suptitle(title, fontsize=11)
+        import textwrap
+
+        width = max(40, int(9 * fig.get_figwidth()))  # characters that fit the figure at 11 pt
+        fig.suptitle("\n".join(textwrap.wrap(title, width)), fontsize=11)
     fig.tight_layout(rect=(0, (0.12 + 0.22 * legend_rows) / height, 1, 1))  # legend below
     fig.savefig(out, dpi=120)
     plt.close(fig)
