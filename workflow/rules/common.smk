@@ -334,10 +334,16 @@ def selection_inputs(wildcards=None):
 def val_overrides(name):
     """`d2st evaluate` overrides scoring a candidate run on the selection partition."""
     run = RUNS[name]
+    shards = shard_dir(run.dataset, SELECTION.partition, run.frames)
+    return _eval_args(shards, [SELECTION.shot], SELECTION.episodes)
+
+
+def _eval_args(shards, shots, episodes):
+    """The evaluation overrides every `d2st evaluate` job of the workflow passes."""
     return [
-        f"data.test_shards={shard_dir(run.dataset, SELECTION.partition, run.frames)}",
-        f"eval.shots=[{SELECTION.shot}]",
-        f"eval.episodes={SELECTION.episodes}",
+        f"data.test_shards={shards}",
+        f"eval.shots=[{','.join(map(str, shots))}]",
+        f"eval.episodes={episodes}",
         f"eval.seed={config['eval']['seed']}",
     ]
 
@@ -383,13 +389,7 @@ def eval_overrides(name, test_manifest):
     run = RUNS[name]
     by_metric = config["eval"].get("episodes_by_metric", {})
     episodes = by_metric.get(run.metric, config["eval"]["episodes"])
-    shots = ",".join(map(str, MATRIX.eval_shots[name]))
-    return [
-        f"data.test_shards={Path(test_manifest).parent}",
-        f"eval.shots=[{shots}]",
-        f"eval.episodes={episodes}",
-        f"eval.seed={config['eval']['seed']}",
-    ]
+    return _eval_args(Path(test_manifest).parent, MATRIX.eval_shots[name], episodes)
 
 
 def table_runs(table):
