@@ -48,6 +48,7 @@ from d2st.build import (
     resolve_device,
     set_vocabulary,
 )
+from d2st.catalog import CLIP_CACHE_MB
 from d2st.config import RunConfig, load_config, yaml_text
 from d2st.data import sampling
 from d2st.data.episodes import EpisodeSampler
@@ -262,8 +263,12 @@ def claim_run_dir(spec: RunConfig) -> FolderLock:
     return lock
 
 
-def setup(spec: RunConfig, train_set=None) -> Session:
-    """Open the shards, build the model and optimiser, claim the run folder (no training yet)."""
+def setup(spec: RunConfig, train_set=None, cache_mb: float = CLIP_CACHE_MB) -> Session:
+    """Open the shards, build the model and optimiser, claim the run folder (no training yet).
+
+    ``cache_mb``: decoded clips kept in memory per process (:meth:`ShardSet.cache_clips`); it
+    changes the time an episode takes, never its contents.
+    """
     t = spec.train
     fix_threads(t.threads, t.deterministic)
     if spec.metric.aux_weight > 0 and spec.metric.aux_classes is None:
@@ -278,6 +283,8 @@ def setup(spec: RunConfig, train_set=None) -> Session:
     shards = train_set if train_set is not None else open_shards(spec.data.train_shards, stored)
     if hasattr(shards, "frames"):
         check_shards(shards, spec, "data.train_shards")
+    if hasattr(shards, "cache_clips"):
+        shards.cache_clips(cache_mb)
     labels = np.asarray(shards.labels)
     if spec.aux_classes and int(labels.max()) + 1 > spec.aux_classes:
         from d2st.errors import SpecMismatch
@@ -489,6 +496,7 @@ def train(
     max_episodes: int | None = None,
     progress: bool = True,
     on_episode=None,
+    cache_mb: float = CLIP_CACHE_MB,
 ) -> TrainResult:
     """Train (or resume) the run described by ``spec``, which is only read.
 
@@ -499,8 +507,9 @@ def train(
             controlled interruption for tests; the run is resumable.
         progress: show a tqdm bar on rank 0.
         on_episode: optional callback ``f(global_index)`` for every episode this rank trains.
+        cache_mb: decoded clips kept in memory per process (results do not depend on it).
     """
-    sess = setup(spec, train_set)
+    sess = setup(spec, train_set, cache_mb)
     try:
         with oom_hint("training", sess.device):
             return _loop(sess, max_episodes, progress, on_episode)
@@ -605,13 +614,18 @@ def count_classes(shards_dir: str | Path | None) -> int:
     return int(np.asarray(open_shards(shards_dir).labels).max()) + 1
 
 
-def main(config: str | None, overrides: list[str], max_episodes: int | None = None) -> Path:
+def main(
+    config: str | None,
+    overrides: list[str],
+    max_episodes: int | None = None,
+    cache_mb: float = CLIP_CACHE_MB,
+) -> Path:
     """CLI body: resolve the spec, train, return the run directory."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     spec = load_config(
         config, overrides, train_classes=lambda s: count_classes(s.data.train_shards)
     )
-    result = train(spec, max_episodes=max_episodes)
+    result = train(spec, max_episodes=max_episodes, cache_mb=cache_mb)
     if dist.is_initialized():
         dist.destroy_process_group()
     return result.run_dir

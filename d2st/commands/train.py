@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 
+from d2st.catalog import CLIP_CACHE_MB
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="run config YAML (docs/CONTRACTS.md); omitted: defaults")
@@ -19,11 +21,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--max-episodes", type=int, default=None, help="stop (resumably) after this many episodes"
     )
+    p.add_argument(
+        "--cache-mb",
+        type=float,
+        default=CLIP_CACHE_MB,
+        help="decoded clips kept in memory per process (speed only; results do not depend on it)",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
     from d2st.train import main as train_main
 
-    out = train_main(args.config, list(args.overrides), max_episodes=args.max_episodes)
+    out = train_main(
+        args.config, list(args.overrides), max_episodes=args.max_episodes, cache_mb=args.cache_mb
+    )
     print(out)
     return 0

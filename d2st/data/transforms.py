@@ -32,7 +32,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torchvision.transforms.v2.functional as TF
 from einops import rearrange
 
 JITTER = {"brightness": 0.5, "contrast": 0.5, "saturation": 0.5, "hue": 0.25, "grayscale_p": 0.3}
@@ -95,6 +94,10 @@ def colour_jitter(
     """
     if order not in JITTER_ORDERS:
         raise ValueError(f"data.jitter_order: unknown {order!r}; allowed: {list(JITTER_ORDERS)}")
+    # imported here: torchvision pulls in torch._dynamo (about 1.3 s per process), and only
+    # colour jitter needs it
+    import torchvision.transforms.v2.functional as TF
+
     ops = {
         0: lambda x, f: TF.adjust_brightness(x, f),
         1: lambda x, f: TF.adjust_contrast(x, f),

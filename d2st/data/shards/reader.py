@@ -25,6 +25,7 @@ videos is not the experiment its config names.
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -342,6 +343,20 @@ class ShardSet:
         self._starts = np.concatenate([[0], np.cumsum(index.counts)]).astype(np.int64)
         self._files: dict[int, h5py.File] = {}
         self._pid = os.getpid()
+        self._cache: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()  # (shard, row)
+        self._cache_limit = 0  # bytes of decoded clips kept (0: none); see cache_clips
+        self._cache_bytes = 0
+
+    def cache_clips(self, megabytes: float) -> None:
+        """Keep up to ``megabytes`` of decoded clips in memory (least recently used dropped).
+
+        Training draws each clip many times (an episode re-reads videos earlier episodes read);
+        a cached clip is the same uint8 array the shard decodes to, so results do not change,
+        only the JPEG decoding is saved. Each process (DataLoader worker) has its own cache.
+        """
+        self._cache_limit = int(max(0.0, megabytes) * 2**20)
+        while self._cache_bytes > self._cache_limit:
+            self._cache_bytes -= self._cache.popitem(last=False)[1].nbytes
 
     def __len__(self) -> int:
         return len(self.video_ids)
@@ -349,6 +364,7 @@ class ShardSet:
     def __getstate__(self):
         state = self.__dict__.copy()
         state["_files"] = {}
+        state["_cache"], state["_cache_bytes"] = OrderedDict(), 0  # each worker fills its own
         return state
 
     def _file(self, s: int) -> h5py.File:
@@ -383,14 +399,29 @@ class ShardSet:
         by_shard: dict[int, list[tuple[int, int]]] = {}
         for j, i in enumerate(idx):
             s, r = self.locate(i)
-            by_shard.setdefault(s, []).append((r, j))
+            hit = self._cache.get((s, r)) if self._cache_limit else None
+            if hit is not None:
+                self._cache.move_to_end((s, r))
+                out[j] = hit
+            else:
+                by_shard.setdefault(s, []).append((r, j))
         for s, pairs in by_shard.items():
             rows = sorted({r for r, _ in pairs})
             data = self._file(s)["frames"][rows]  # h5py needs increasing indices
             pos = {r: q for q, r in enumerate(rows)}
             for r, j in pairs:
                 out[j] = decode_jpeg(data[pos[r]]) if self.frame_format == "jpeg" else data[pos[r]]
+                if self._cache_limit:
+                    self._remember((s, r), out[j])
         return out
+
+    def _remember(self, key: tuple[int, int], clip: np.ndarray) -> None:
+        if key in self._cache or clip.nbytes > self._cache_limit:
+            return
+        self._cache[key] = clip.copy()
+        self._cache_bytes += clip.nbytes
+        while self._cache_bytes > self._cache_limit:
+            self._cache_bytes -= self._cache.popitem(last=False)[1].nbytes
 
     def close(self) -> None:
         for f in self._files.values():
