@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("synth", "generate the synthetic motion benchmark (videos + split CSVs)"),
     "pretrain": ("pretrain", "pretrain a small image backbone on single synthetic frames"),
     "model-info": ("model_info", "print parameter counts and aDSTA grids of a model as JSON"),
+    "resolve": ("resolve", "resolve one run's settings into its frozen spec (config.yaml)"),
     "train": ("train", "episodic few-shot training from a YAML config"),
     "evaluate": ("evaluate", "evaluate a trained run on test episodes, write eval.csv"),
     "tables": ("tables", "aggregate eval.csv files into the paper's tables"),

@@ -15,6 +15,7 @@ import copy
 import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from d2st import catalog
@@ -334,6 +335,17 @@ def lr_candidates(runs: Mapping[str, Run], sel: Selection | None) -> dict[str, d
 def lr_overrides(lr: float) -> tuple[tuple[str, float], ...]:
     """A selected lr as run overrides: the lr and a warm-up from lr / 5 (Table 13's ratio)."""
     return (("train.lr", lr), ("train.warmup_start_lr", lr / 5))
+
+
+def chosen_lr(table: str | Path, method: str) -> float:
+    """The lr the selection table (rule select_lr) chose for ``method`` (its method key)."""
+    import pandas as pd
+
+    df = pd.read_csv(table)
+    chosen = df[(df.method_key == method) & df.chosen.astype(bool)]
+    if len(chosen) != 1:
+        raise MatrixError(f"{table}: no chosen lr for {method} ({len(chosen)} rows marked chosen)")
+    return float(chosen.lr.iloc[0])
 
 
 def choose_lr(scores: Mapping[float, float], tol: float = 0.5) -> float:

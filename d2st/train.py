@@ -23,6 +23,7 @@ What one run does (docs/TRAINING.md has the reasons and the official-vs-paper ch
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import io
 import json
@@ -44,6 +45,7 @@ from d2st.build import (
     build_model,
     check_shards,
     fix_threads,
+    load_run,
     mean_std,
     resolve_device,
     set_vocabulary,
@@ -497,6 +499,7 @@ def train(
     progress: bool = True,
     on_episode=None,
     cache_mb: float = CLIP_CACHE_MB,
+    reuse_from=(),
 ) -> TrainResult:
     """Train (or resume) the run described by ``spec``, which is only read.
 
@@ -508,7 +511,12 @@ def train(
         progress: show a tqdm bar on rank 0.
         on_episode: optional callback ``f(global_index)`` for every episode this rank trains.
         cache_mb: decoded clips kept in memory per process (results do not depend on it).
+        reuse_from: finished run folders; one whose spec equals ``spec`` but for ``run.name``
+            is adopted instead of training (:func:`reuse_identical`).
     """
+    adopted = reuse_identical(spec, reuse_from) if reuse_from and train_set is None else None
+    if adopted is not None:
+        return adopted
     sess = setup(spec, train_set, cache_mb)
     try:
         with oom_hint("training", sess.device):
@@ -609,9 +617,47 @@ def _window_stats(window: dict, ddp: Dist):
     return loss / n, correct / max(1, queries), rate
 
 
-def count_classes(shards_dir: str | Path | None) -> int:
-    """Classes of a train shard folder (largest label index + 1), for ``metric.aux_classes``."""
-    return int(np.asarray(open_shards(shards_dir).labels).max()) + 1
+def same_but_name(a: RunConfig, b: RunConfig) -> bool:
+    """Whether two specs train the same model: equal in every field but ``run.name``.
+
+    The name reaches no computation: the seed, the episodes, the initial weights and every
+    hyper-parameter are other fields, so two such specs train to the same bytes on one machine
+    (tests/test_train.py::test_a_run_identical_but_for_its_name_is_reused_not_retrained).
+    """
+    return dataclasses.replace(a, run=dataclasses.replace(a.run, name=b.run.name)) == b
+
+
+def reuse_identical(spec: RunConfig, candidates) -> TrainResult | None:
+    """Adopt a finished run whose spec equals ``spec`` but for its name, instead of training.
+
+    The workflow's lr selection trains every candidate lr for the selection seed; the final run
+    of that seed at the chosen lr is the same computation, so its folder receives the
+    candidate's ``model.safetensors`` and ``train_log.csv`` and a ``done`` marker naming the
+    source. Candidates that are unfinished or differ in any other field are ignored.
+    """
+    for cand in map(Path, candidates):
+        if not ((cand / "done").is_file() and (cand / "config.yaml").is_file()):
+            continue
+        if not same_but_name(load_config(cand / "config.yaml"), spec):
+            continue
+        lock = claim_run_dir(spec)
+        try:
+            out = spec.dir
+            (out / "checkpoint.pt").unlink(missing_ok=True)  # a partial run of this spec
+            for name in ("model.safetensors", "train_log.csv"):
+                tmp = out / f"{name}.tmp"
+                with no_space(tmp, what=name):
+                    shutil.copyfile(cand / name, tmp)
+                os.replace(tmp, out / name)
+            marker = json.loads((cand / "done").read_text())
+            marker["reused_from"] = str(cand)
+            atomic_write_text(out / "done", json.dumps(marker) + "\n")
+        finally:
+            lock.release()
+        log.info("%s: spec identical to %s but for run.name: its trained weights reused", out, cand)
+        _, model = load_run(out)
+        return TrainResult(out, model, int(marker.get("episodes", spec.train.episodes)), True)
+    return None
 
 
 def main(
@@ -619,13 +665,16 @@ def main(
     overrides: list[str],
     max_episodes: int | None = None,
     cache_mb: float = CLIP_CACHE_MB,
+    reuse_from=(),
 ) -> Path:
     """CLI body: resolve the spec, train, return the run directory."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from d2st.data.shards import count_classes
+
     spec = load_config(
         config, overrides, train_classes=lambda s: count_classes(s.data.train_shards)
     )
-    result = train(spec, max_episodes=max_episodes, cache_mb=cache_mb)
+    result = train(spec, max_episodes=max_episodes, cache_mb=cache_mb, reuse_from=reuse_from)
     if dist.is_initialized():
         dist.destroy_process_group()
     return result.run_dir

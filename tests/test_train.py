@@ -360,3 +360,44 @@ def test_frames_per_segment_jitters_training_and_centres_the_test_view(tmp_path)
     a = evaluate(result.run_dir, tmp_path / "e1" / "eval.csv", overrides=["eval.episodes=10"])
     b = evaluate(result.run_dir, tmp_path / "e2" / "eval.csv", overrides=["eval.episodes=10"])
     assert a.accuracy.tolist() == b.accuracy.tolist()
+
+
+def test_a_run_identical_but_for_its_name_is_reused_not_retrained(tmp_path, data):
+    """The lr selection's candidate at the chosen lr is the final run of that seed: same bytes.
+
+    Trained twice under two names the weights are identical (the name reaches no computation),
+    so adopting the candidate's weights is exact; a candidate differing in any other field is
+    never adopted.
+    """
+    cand = train(_cfg(tmp_path, data, **{"run.name": "cand_lr"}), progress=False)
+    other = train(
+        _cfg(tmp_path, data, **{"run.name": "cand_other", "train.lr": 1e-4}), progress=False
+    )
+    fresh = train(_cfg(tmp_path, data, **{"run.name": "final_fresh"}), progress=False)
+    _assert_identical(_weights(cand.run_dir), _weights(fresh.run_dir))
+
+    seen = []
+    final = train(
+        _cfg(tmp_path, data, **{"run.name": "final"}),
+        progress=False,
+        on_episode=seen.append,
+        reuse_from=[other.run_dir, tmp_path / "runs" / "missing", cand.run_dir],
+    )
+    assert seen == [] and final.finished  # adopted: not a single episode trained
+    _assert_identical(_weights(final.run_dir), _weights(fresh.run_dir))
+    import json
+
+    assert json.loads((final.run_dir / "done").read_text())["reused_from"] == str(cand.run_dir)
+    assert load_config(final.run_dir / "config.yaml").run.name == "final"
+    assert (final.run_dir / "train_log.csv").read_bytes() == (
+        cand.run_dir / "train_log.csv"
+    ).read_bytes()
+
+    seen = []
+    train(
+        _cfg(tmp_path, data, **{"run.name": "final_lr2"}),
+        progress=False,
+        on_episode=seen.append,
+        reuse_from=[other.run_dir],  # another lr: trains
+    )
+    assert seen == list(range(16))

@@ -27,13 +27,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=CLIP_CACHE_MB,
         help="decoded clips kept in memory per process (speed only; results do not depend on it)",
     )
+    p.add_argument(
+        "--reuse-from",
+        action="append",
+        metavar="RUN_DIR",
+        help="a finished run (repeatable): one whose config equals this one but for run.name "
+        "is adopted (its weights copied) instead of training",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
     from d2st.train import main as train_main
 
     out = train_main(
-        args.config, list(args.overrides), max_episodes=args.max_episodes, cache_mb=args.cache_mb
+        args.config,
+        list(args.overrides),
+        max_episodes=args.max_episodes,
+        cache_mb=args.cache_mb,
+        reuse_from=args.reuse_from or (),
     )
     print(out)
     return 0

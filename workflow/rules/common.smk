@@ -323,6 +323,40 @@ def run_config_inputs(wc):
     return inputs
 
 
+def run_settings(name):
+    """The run's settings as JSON, the `d2st resolve --settings` of rule run_config."""
+    return json.dumps(run_dict(name), sort_keys=True)
+
+
+def lr_args(wc, input):
+    """`--lr-table/--method` of a run whose lr the selection chooses (else nothing)."""
+    method = selected_by(wc.run)
+    return f"--lr-table {input.lr} --method {method}" if method else ""
+
+
+def reused_candidates(name):
+    """Candidate runs a final run may be identical to: its method's, at the selection seed.
+
+    The final run of the selection seed at the chosen lr is the candidate trained at that lr
+    under another name; `d2st train --reuse-from` adopts its weights (d2st.train.reuse_identical).
+    """
+    method = selected_by(name)
+    if method is None or RUNS[name].seed != SELECTION.seed:
+        return []
+    return [c.name for c in LR_CANDIDATES[method].values()]
+
+
+def train_inputs(wc):
+    inputs = run_inputs(wc)
+    for c in reused_candidates(wc.run):
+        inputs[f"reuse_{c}"] = f"{RUNS_DIR}/{c}/done"
+    return inputs
+
+
+def reuse_args(wc):
+    return " ".join(f"--reuse-from {RUNS_DIR}/{c}" for c in reused_candidates(wc.run))
+
+
 def val_csv(run):
     return f"{EVALS_DIR}/{run}/val/eval.csv"
 
@@ -544,36 +578,3 @@ def method_labels(table):
 def config_yaml():
     """The resolved workflow config (defaults filled in) as YAML."""
     return yaml.safe_dump(json.loads(json.dumps(config)), sort_keys=False)
-
-
-# ---------------------------------------------------------------- run specs (rule run_config)
-def write_run_config(input, out, cfg, method, log):
-    """Resolve one run's settings into its frozen spec (d2st.config.resolve) and write it.
-
-    The resolver fills every derived value (run name, auxiliary head size from the train
-    shards); a run whose lr is chosen on the validation classes takes it from the selection table.
-    """
-    import pandas as pd
-
-    from d2st.config import resolve
-    from d2st.plan import lr_overrides
-    from d2st.train import count_classes
-
-    overrides = []
-    with open(log, "w") as f:
-        if method:
-            table = pd.read_csv(input.lr)
-            chosen = table[(table.method_key == method) & table.chosen]
-            if len(chosen) != 1:
-                raise ValueError(f"{input.lr}: no chosen lr for {method}")
-            overrides = [
-                f"{k}={v!r}" for k, v in lr_overrides(float(chosen.lr.iloc[0]))
-            ]
-            print(f"from {input.lr}: {overrides}", file=f)
-        spec = resolve(
-            cfg,
-            overrides,
-            train_classes=lambda s: count_classes(Path(input.train).parent),
-        )
-        spec.save(out)
-        print(f"wrote {out}", file=f)

@@ -14,17 +14,17 @@ rule run_config:
         CONDA_ENV
     params:
         # the run's settings are a param: editing the matrix or hparams re-runs exactly the
-        # affected runs (Snakemake's params rerun trigger); the script resolves them once
-        cfg=lambda wc: run_dict(wc.run),
-        method=lambda wc: selected_by(wc.run) or "",
-    run:
-        # in the Snakemake process (no interpreter start per run): d2st.config.resolve
-        write_run_config(input, output[0], params.cfg, params.method, log[0])
+        # affected runs (Snakemake's params rerun trigger); d2st resolve resolves them once
+        settings=lambda wc: run_settings(wc.run),
+        lr=lr_args,
+    shell:
+        "d2st resolve --settings {params.settings:q} {params.lr} --out {output} > {log} 2>&1"
 
 
 rule train:
     input:
-        unpack(run_inputs),
+        # + the lr candidates this run may be identical to (reused_candidates in common.smk)
+        unpack(train_inputs),
         config=f"{CONFIGS_DIR}/{{run}}.yaml",
     output:
         model=f"{RUNS_DIR}/{{run}}/model.safetensors",
@@ -38,10 +38,13 @@ rule train:
         mem_mb=lambda wc, attempt: RES["train_mem_mb"] * attempt,
         runtime=lambda wc, attempt: RES["train_runtime"] * attempt,
         gpu=RES["gpu"],
+    params:
+        reuse=reuse_args,
     shell:
         # resumes from {results_dir}/runs/{run}/checkpoint.pt when a previous attempt was cut off;
         # d2st-progress (workflow/bin): full output to the log, a progress line to the console
-        "d2st train --config {input.config} 2>&1 | d2st-progress {log} 'train {wildcards.run}'"
+        "d2st train --config {input.config} {params.reuse} 2>&1 "
+        "| d2st-progress {log} 'train {wildcards.run}'"
 
 
 localrules:

@@ -23,7 +23,14 @@ from d2st.data.shards.layout import (
     shard_files,
     shard_name,
 )
-from d2st.data.shards.reader import ClipDataset, Expect, ShardSet, inspect_folder, open_shards
+from d2st.data.shards.reader import (
+    ClipDataset,
+    Expect,
+    ShardSet,
+    count_classes,
+    inspect_folder,
+    open_shards,
+)
 from d2st.data.shards.verify import verify
 from d2st.data.shards.writer import (
     DEFAULT_ATTEMPTS,
@@ -36,6 +43,7 @@ from d2st.data.shards.writer import (
 )
 
 __all__ = [
+    "count_classes",
     "DEFAULT_ATTEMPTS",
     "DEFAULT_FORMAT",
     "DEFAULT_JPEG_QUALITY",

@@ -461,6 +461,17 @@ def open_shards(
     return ShardSet(root, expect=ex, checksums=checksums)
 
 
+def count_classes(root: str | Path | None) -> int:
+    """Classes of a train shard folder (largest landed label index + 1): ``metric.aux_classes``.
+
+    The folder is checked as :class:`ShardSet` checks it, but for its SHA-256s (the run that
+    trains on it compares those).
+    """
+    if root is None:
+        raise ShardError("data.train_shards: no shard folder given")
+    return int(np.asarray(ShardSet(root, checksums=False).labels).max()) + 1
+
+
 def ClipDataset(root: str | Path, transform=None):  # noqa: N802 (a class factory, reads as a class)
     """torch Dataset over a shard folder: item -> (uint8 tensor (T,H,W,3), label_idx, index).
 
