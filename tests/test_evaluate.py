@@ -93,3 +93,33 @@ def test_zero_is_not_replaced_by_a_default(trained):
     tmp, run, test_dir = trained
     spec, _ = load_run(run, "cpu", ["eval.seed=0", "eval.pair_episodes=0"])
     assert spec.eval.seed == 0 and spec.eval.pair_episodes == 0
+
+
+def test_train_then_evaluate_in_one_process_equals_the_two_commands(trained):
+    """`d2st train --evaluate` (the workflow's job per run) writes what `d2st evaluate` writes."""
+    tmp, run, test_dir = trained
+    pairs = tmp / "pairs1.csv"
+    pd.DataFrame({"class_a": ["class08"], "class_b": ["class09"], "kind": ["move"]}).to_csv(
+        pairs, index=False
+    )
+    evals = [f"data.test_shards={test_dir}", "eval.shots=[1,2]", "eval.episodes=20"]
+    one = tmp / "one" / "eval.csv"
+    args = ["train", "--config", str(run / "config.yaml"), "--evaluate", str(one)]
+    args += ["--pairs", str(pairs)] + [a for e in evals for a in ("--eval", e)]
+    assert cli(args) == 0  # the run is finished: no training, evaluation only
+    two = tmp / "two" / "eval.csv"
+    assert (
+        cli(["evaluate", "--run", str(run), "--pairs", str(pairs), "--out", str(two), *evals]) == 0
+    )
+    timing = ["eval_time_s", "peak_mem_mb"]
+    a, b = pd.read_csv(one).drop(columns=timing), pd.read_csv(two).drop(columns=timing)
+    assert a.protocol.tolist() == ["standard", "standard", "reversed_pairs"]
+    pd.testing.assert_frame_equal(a, b)
+    for name in ("per_class.csv", "reversed_pairs.csv", "eval_spec.yaml"):
+        assert (one.parent / name).read_bytes() == (two.parent / name).read_bytes(), name
+
+
+def test_evaluation_flags_of_train_need_evaluate(trained, capsys):
+    tmp, run, test_dir = trained
+    assert cli(["train", "--config", str(run / "config.yaml"), "--eval", "eval.episodes=5"]) == 1
+    assert "--evaluate" in capsys.readouterr().err

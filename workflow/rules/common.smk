@@ -3,6 +3,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -357,12 +358,8 @@ def reuse_args(wc):
     return " ".join(f"--reuse-from {RUNS_DIR}/{c}" for c in reused_candidates(wc.run))
 
 
-def val_csv(run):
-    return f"{EVALS_DIR}/{run}/val/eval.csv"
-
-
 def selection_inputs(wildcards=None):
-    return [val_csv(r) for r in CANDIDATE_RUNS]
+    return [eval_csv(r) for r in CANDIDATE_RUNS]
 
 
 def val_overrides(name):
@@ -398,15 +395,30 @@ def run_dict(name):
 
 
 def eval_inputs(wc):
+    """What a run's evaluation reads: test shards, split and pairs (a table's run) or the
+    validation shards (an lr candidate, scored for lr_selection)."""
     run = RUNS[wc.run]
+    if wc.run in CANDIDATE_RUNS:
+        return {"val": manifest(run.dataset, SELECTION.partition, run.frames)}
     inputs = {
-        "done": f"{RUNS_DIR}/{wc.run}/done",
         "test": manifest(run.dataset, "test", run.frames),
         "split": f"{SPLITS}/{run.dataset}/test.csv",  # class names for per_class.csv and pairs
     }
     if config["datasets"][run.dataset].get("pairs"):
         inputs["pairs"] = f"{synth_dir(run.dataset)}/pairs.csv"
     return inputs
+
+
+def evaluate_args(name, input):
+    """The evaluation flags of a run's `d2st train --evaluate` (see eval_inputs)."""
+    if name in CANDIDATE_RUNS:
+        flags, evals = [], val_overrides(name)
+    else:
+        flags = [f"--split {input.split}"]
+        if "pairs" in input.keys():
+            flags.append(f"--pairs {input.pairs}")
+        evals = eval_overrides(name, input.test)
+    return " ".join(flags + [f"--eval {shlex.quote(e)}" for e in evals])
 
 
 def lr_candidate_rows():

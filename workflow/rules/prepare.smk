@@ -8,6 +8,9 @@ rule prepare:
         f"{DATA}/shards/{{dataset}}/{{partition}}/{{frames}}f_{{size}}px/manifest.csv",
     log:
         "logs/prepare/{dataset}_{partition}_{frames}f_{size}px.log",
+    # before training jobs: every shard folder is an input of some run's job (train, validation
+    # or test episodes), so decoding first keeps the cores busy at the end of the workflow
+    priority: 10
     conda:
         CONDA_ENV
     threads: RES["prepare_threads"]

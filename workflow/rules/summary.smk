@@ -9,12 +9,10 @@ _T0 = (
 )  # the workflow was parsed: anything written after this was made by this run
 
 
-# the GPU rules and their runtime limit (minutes, attempt 1): the same config values their
-# `resources:` use (train.smk, evaluate.smk)
+# the GPU rules and the config values that add up to their runtime limit (minutes, attempt 1),
+# as their `resources:` add them (train.smk: a run's job trains and evaluates it)
 GPU_RULES = {
-    "train": "train_runtime",
-    "evaluate": "eval_runtime",
-    "evaluate_val": "eval_runtime",
+    "train": ("train_runtime", "eval_runtime"),
 }
 
 
@@ -22,10 +20,11 @@ def gpu_hours(job_counts):
     """{rule: (jobs, gpus, runtime min, GPU-hours)} of the GPU rules among `job_counts`."""
     gpus = RES["gpu"]
     out = {}
-    for name, key in GPU_RULES.items():
+    for name, keys in GPU_RULES.items():
         n = job_counts.get(name, 0)
+        minutes = sum(RES[k] for k in keys)
         if gpus and n:
-            out[name] = (n, gpus, RES[key], n * gpus * RES[key] / 60)
+            out[name] = (n, gpus, minutes, n * gpus * minutes / 60)
     return out
 
 
