@@ -123,3 +123,30 @@ def test_evaluation_flags_of_train_need_evaluate(trained, capsys):
     tmp, run, test_dir = trained
     assert cli(["train", "--config", str(run / "config.yaml"), "--eval", "eval.episodes=5"]) == 1
     assert "--evaluate" in capsys.readouterr().err
+
+
+def test_a_finished_run_whose_outputs_snakemake_removed_is_evaluated_not_retrained(tmp_path):
+    """Changed evaluation settings rerun the workflow's job of a finished run: Snakemake removes
+    model.safetensors and done first; the run's last checkpoint is the finished state, so the
+    job trains no episode and rewrites the same weights before evaluating."""
+    from d2st.train import main as train_main
+
+    train_dir, test_dir = make_dataset(tmp_path)
+    cfg = load_config(None, tiny_overrides(tmp_path, train_dir, test_dir, **{"train.episodes": 8}))
+    run = train(cfg, progress=False).run_dir
+    before = (run / "model.safetensors").read_bytes()
+    log_before = (run / "train_log.csv").read_bytes()
+    (run / "model.safetensors").unlink()
+    (run / "done").unlink()
+    seen = []
+    import d2st.train as engine
+
+    original = engine.step
+    engine.step = lambda *a, **k: seen.append(1) or original(*a, **k)
+    try:
+        assert train_main(str(run / "config.yaml"), []) == run
+    finally:
+        engine.step = original
+    assert seen == [] and (run / "done").is_file()
+    assert (run / "model.safetensors").read_bytes() == before
+    assert (run / "train_log.csv").read_bytes() == log_before

@@ -23,7 +23,7 @@ from d2st.plan import expand_matrix
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
 CONFIG = REPO / "workflow" / "config"
-STAGES = ("synth", "prepare", "pretrain", "train", "evaluate")
+STAGES = ("synth", "prepare", "pretrain", "resolve", "train", "evaluate")
 # the test config's own results folder (results_dir): never the demo's results/
 TEST_RESULTS = yaml.safe_load((CONFIG / "test.yaml").read_text())["results_dir"]
 
@@ -61,12 +61,10 @@ def expected_counts(name: str, target_all: bool) -> dict[str, int]:
     candidates = sum(len(c) for c in lr_candidates(m.runs, sel).values())
     counts = {
         "run_config": len(m.runs) + candidates,
-        "train": len(m.runs) + candidates,
-        "evaluate": len(m.runs),
+        "train": len(m.runs) + candidates,  # each run's job evaluates it too
         "table": len(cfg["tables"]),
     }
     if candidates:
-        counts["evaluate_val"] = candidates
         counts["select_lr"] = 1
     demos = sum(1 for t in cfg["tables"].values() if t.get("kind") == "demo")
     if demos:
