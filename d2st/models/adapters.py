@@ -22,7 +22,6 @@ T*H*W volume tokens in (t, h, w) order, then the T CLS tokens (ViT only).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 from einops import rearrange
@@ -30,84 +29,15 @@ from torch import nn
 
 from d2st.models.adsta import ADSTA, Size3
 from d2st.models.block_adapters import AIMBlock, DualPathBlock, STBlock, grid_side
+from d2st.models.variants import (  # noqa: F401 (the rows, re-exported here)
+    BLOCK_RULES,
+    VARIANTS,
+    VIT_ONLY,
+    AdapterOptions,
+    AdapterSpec,
+)
 
 ACTS = {"gelu": nn.GELU, "relu": nn.ReLU, "none": nn.Identity}
-
-
-@dataclass(frozen=True)
-class AdapterSpec:
-    """One row of the variant table."""
-
-    pathways: tuple[str, ...]  # pathway kinds run in parallel after DPE; () = vanilla adapter
-    dpe: bool = False  # 3x3x3 depthwise dynamic position embedding before the pathways (Eq. 2)
-    density: Size3 | None = None  # fixed density for both aDSTA pathways (aDSTA-Uniform)
-    mid_act: str = "gelu"  # activation after fusion; "vanilla"/"dst" read the matching option
-    block: str | None = None  # ViT-only block rule (BLOCK_RULES); None = an Adapter after the block
-    ratio: float | None = None  # the method's own bottleneck ratio; None = model.bottleneck_ratio
-    scale: float = 1.0  # AIM: s on the MLP-Adapter
-    temporal_adapters: int = 1  # AIM: T-Adapters per block (2 in AIM's SSv2 setting)
-    extras: tuple[str, ...] | None = None  # trainable trunk extras; None = model.train_extras
-
-
-BLOCK_RULES = ("st_vit", "aim", "dualpath")
-VIT_ONLY = "is for ViT backbones only"  # error text (checked by ModelCfg)
-
-VARIANTS: dict[str, AdapterSpec | None] = {
-    "d2st": AdapterSpec(("adsta_s", "adsta_t"), dpe=True),
-    "d2st_s": AdapterSpec(("adsta_s",), dpe=True),
-    "d2st_t": AdapterSpec(("adsta_t",), dpe=True),
-    "d2st_uniform": AdapterSpec(("adsta_s", "adsta_t"), dpe=True, density=(4, 4, 4)),
-    "dst": AdapterSpec(("conv_s", "conv_t"), mid_act="dst"),
-    "st": AdapterSpec(("conv_st",), mid_act="none"),
-    "vanilla": AdapterSpec((), mid_act="vanilla"),
-    # Peers on CLIP ViT (docs/MODEL.md "Peer adapters on ViT" gives each fact's source).
-    "st_vit": AdapterSpec((), block="st_vit", ratio=0.5, extras=()),
-    "aim": AdapterSpec(
-        (), block="aim", ratio=0.25, scale=0.5, extras=("temporal_embedding", "ln_post")
-    ),
-    "aim_ssv2": AdapterSpec(
-        (),
-        block="aim",
-        ratio=0.25,
-        scale=1.0,
-        temporal_adapters=2,
-        extras=("temporal_embedding", "ln_post"),
-    ),
-    "dualpath": AdapterSpec(
-        (), block="dualpath", ratio=0.25, extras=("class_embedding", "positional_embedding")
-    ),
-    "none": None,
-    "full": None,
-}
-
-
-@dataclass(frozen=True)
-class AdapterOptions:
-    """Where the official code departs from the paper; official values are the defaults.
-
-    See docs/MODEL.md ("Official vs paper") for the source of each line.
-    """
-
-    fusion: str = "mean"  # pathway fusion: "mean" (official (x_s + x_t) / 2) | "sum" (paper)
-    offset_norm: bool = True  # LayerNorm in the aDSTA offset network (official) | False (paper)
-    vit_act: bool = True  # ViT: GELU after down and after up (official) | False (paper)
-    vanilla_act: str = "relu"  # vanilla adapter activation: "relu" (official) | "gelu" (paper)
-    dst_act: str = "fused_relu"  # DST: one ReLU after fusion (official) | "path_gelu" (paper:
-    #                              BN + GELU per pathway, nothing after fusion)
-    ref_points: str = "official"  # aDSTA reference points: "official" (2i+1)/n-1 | "window"
-    align_corners: bool = True  # grid_sample align_corners (official True)
-    cls_query: bool = True  # ViT: CLS tokens are aDSTA queries (official) | False
-    offset_factor: float = 2.0  # f in |offset| <= min(1, f/n) (official 2.0)
-
-    def __post_init__(self):
-        for key, value, allowed in (
-            ("fusion", self.fusion, ("mean", "sum")),
-            ("vanilla_act", self.vanilla_act, ("relu", "gelu")),
-            ("dst_act", self.dst_act, ("fused_relu", "path_gelu")),
-            ("ref_points", self.ref_points, ("official", "window")),
-        ):
-            if value not in allowed:
-                raise ValueError(f"{key}: unknown {value!r}; allowed: {list(allowed)}")
 
 
 class DeformablePathway(nn.Module):

@@ -12,120 +12,28 @@ The trunk modules are the library's own; we only call their public pieces (timm 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from einops import rearrange
 from torch import nn
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-
-
-@dataclass(frozen=True)
-class TrunkSpec:
-    """One row of the backbone table."""
-
-    family: str  # "resnet" (timm) or "vit" (open_clip)
-    hub: str  # the library's pretrained name used for weights="hub"
-    stage_channels: tuple[int, ...]  # ResNet: channels after layer1..4; ViT: (width,) * layers
-    stage_strides: tuple[int, ...]  # ResNet: cumulative stride after layer1..4; ViT: (patch,)*L
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
-    kwargs: tuple = ()  # constructor arguments for the random-init build (timm ResNet / open_clip ViT)
-
-
-# Official: torchvision ImageNet ResNet (timm's ``*.tv_in1k`` tags hold exactly those weights)
-# and OpenAI CLIP ViTs (QuickGELU). Tiny ResNets: BasicBlock [1,1,1,1], deep stem, no maxpool,
-# layer4 dilated (output_stride 16) so a 32x32 frame gives maps 16, 8, 4, 4.
-TRUNKS: dict[str, TrunkSpec] = {
-    "resnet18": TrunkSpec("resnet", "resnet18.tv_in1k", (64, 128, 256, 512), (4, 8, 16, 32)),
-    "resnet34": TrunkSpec("resnet", "resnet34.tv_in1k", (64, 128, 256, 512), (4, 8, 16, 32)),
-    "resnet50": TrunkSpec("resnet", "resnet50.tv_in1k", (256, 512, 1024, 2048), (4, 8, 16, 32)),
-    "resnet_tiny": TrunkSpec(
-        "resnet",
-        "",
-        (8, 16, 32, 64),
-        (2, 4, 8, 8),
-        kwargs=(("channels", (8, 16, 32, 64)), ("stem_width", 4)),
-    ),
-    "resnet_tiny16": TrunkSpec(
-        "resnet",
-        "",
-        (16, 32, 64, 128),
-        (2, 4, 8, 8),
-        kwargs=(("channels", (16, 32, 64, 128)), ("stem_width", 8)),
-    ),
-    "vit_b16": TrunkSpec(
-        "vit",
-        "ViT-B-16",
-        (768,) * 12,
-        (16,) * 12,
-        CLIP_MEAN,
-        CLIP_STD,
-        kwargs=(
-            ("patch_size", 16),
-            ("width", 768),
-            ("layers", 12),
-            ("heads", 12),
-            ("output_dim", 512),
-        ),
-    ),
-    # Tiny CLIP-style ViT for tests (random weights only): 2 blocks of width 64, 2 heads.
-    "vit_tiny": TrunkSpec(
-        "vit",
-        "",
-        (64,) * 2,
-        (16,) * 2,
-        CLIP_MEAN,
-        CLIP_STD,
-        kwargs=(
-            ("patch_size", 16),
-            ("width", 64),
-            ("layers", 2),
-            ("heads", 2),
-            ("output_dim", 32),
-        ),
-    ),
-    "vit_l14": TrunkSpec(
-        "vit",
-        "ViT-L-14",
-        (1024,) * 24,
-        (14,) * 24,
-        CLIP_MEAN,
-        CLIP_STD,
-        kwargs=(
-            ("patch_size", 14),
-            ("width", 1024),
-            ("layers", 24),
-            ("heads", 16),
-            ("output_dim", 768),
-        ),
-    ),
-    # Test/smoke-sized CLIP-style ViT: 2 blocks of width 64, patch 8 (a 32x32 frame is 4x4 tokens).
-    "vit_tiny8": TrunkSpec(
-        "vit",
-        "",
-        (64,) * 2,
-        (8,) * 2,
-        CLIP_MEAN,
-        CLIP_STD,
-        kwargs=(("patch_size", 8), ("width", 64), ("layers", 2), ("heads", 2), ("output_dim", 32)),
-    ),
-}
-
-
-def _check_name(name: str) -> TrunkSpec:
-    if name not in TRUNKS:
-        raise ValueError(f"backbone: unknown name {name!r}; allowed: {sorted(TRUNKS)}")
-    return TRUNKS[name]
+from d2st.models.variants import (  # noqa: F401 (the rows, re-exported here)
+    CLIP_MEAN,
+    CLIP_STD,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    POSITIONS,
+    TRUNKS,
+    TrunkSpec,
+    insertion_indices,
+    stage_feature_sizes,
+    trunk_spec,
+)
 
 
 def _build_random(name: str, image_size: int | None) -> nn.Module:
-    spec = _check_name(name)
+    spec = trunk_spec(name)
     kw = dict(spec.kwargs)
     if spec.family == "resnet":
         import timm
@@ -176,7 +84,7 @@ def create_trunk(
     Returns:
         timm ``ResNet`` (``num_classes=0``) or open_clip ``VisionTransformer``, in eval mode.
     """
-    spec = _check_name(name)
+    spec = trunk_spec(name)
     if str(weights) == "hub":
         if not spec.hub:
             raise ValueError(f"weights: {name} has no hub weights; use 'random' or a path")
@@ -222,31 +130,6 @@ class _Holder(nn.Module):
     def __init__(self, visual: nn.Module):
         super().__init__()
         self.visual = visual
-
-
-# Insertion positions (Table 9), by name: which of the n stages/blocks get an adapter.
-POSITIONS = {
-    "full": lambda n: list(range(n)),
-    "early": lambda n: list(range(n // 2)),
-    "late": lambda n: list(range(n - n // 2, n)),
-    "skip": lambda n: list(range(0, n, 2)),
-}
-
-
-def insertion_indices(positions: str, n: int) -> list[int]:
-    """Stage/block indices that get an adapter for a named insertion position (Table 9)."""
-    if positions not in POSITIONS:
-        raise ValueError(f"positions: unknown {positions!r}; allowed: {list(POSITIONS)}")
-    return POSITIONS[positions](n)
-
-
-def stage_feature_sizes(name: str, image_size: int) -> list[tuple[int, int]]:
-    """(H, W) of the feature map after each ResNet stage / ViT block for a square input."""
-    spec = _check_name(name)
-    if spec.family == "vit":
-        g = image_size // spec.stage_strides[0]
-        return [(g, g)] * len(spec.stage_strides)
-    return [(-(-image_size // s),) * 2 for s in spec.stage_strides]
 
 
 class _Encoder(nn.Module):

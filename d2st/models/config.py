@@ -3,29 +3,28 @@
 Every option where the official code departs from the paper is a field here; ``preset`` picks
 the official (default) or the paper's value for each option left as null. Leaf modules
 (``ADSTA``, ``Adapter``, the encoders) take plain arguments; this is the one place that
-turns the config into them.
+turns the config into them. Importing this module does not import torch (the rows come from
+``variants.py``); :func:`build_encoder` does.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
+from typing import TYPE_CHECKING
 
-from torch import nn
-
-from d2st.models.adapters import VARIANTS, VIT_ONLY, AdapterOptions, build_adapter
-from d2st.models.backbones import (
+from d2st.models.variants import (
     POSITIONS,
     TRUNKS,
-    ResNetEncoder,
-    ViTEncoder,
-    create_trunk,
+    VARIANTS,
+    VIT_ONLY,
+    AdapterOptions,
+    Size3,
     insertion_indices,
     stage_feature_sizes,
 )
-from d2st.models.block_adapters import GridFrameset
-from d2st.models.checkpointing import enable_checkpointing
 
-Size3 = tuple[int, int, int]
+if TYPE_CHECKING:  # the config side is torch-free (d2st resolve); build_encoder imports torch
+    from torch import nn
 
 # Paper Table 14 (supplementary) sampling densities (t, h, w) at T = 8, per insertion point.
 # The t entry scales with T (the official kernels are K_t = 4 for aDSTA-S, 1 for aDSTA-T).
@@ -249,6 +248,11 @@ def offset_convs(cfg: ModelCfg, feature_size: Size3) -> dict[str, tuple[Size3, S
 
 def build_encoder(cfg: ModelCfg) -> nn.Module:
     """Build the adapted, partly frozen encoder described by ``cfg`` (CONTRACTS "Encoder API")."""
+    from d2st.models.adapters import build_adapter
+    from d2st.models.backbones import ResNetEncoder, ViTEncoder, create_trunk
+    from d2st.models.block_adapters import GridFrameset
+    from d2st.models.checkpointing import enable_checkpointing
+
     spec = TRUNKS[cfg.backbone]
     opts = cfg.resolved()
     adapter_opts = AdapterOptions(**{k: v for k, v in opts.items() if k in _OPTION_FIELDS})
