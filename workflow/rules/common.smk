@@ -347,6 +347,26 @@ def reused_candidates(name):
     return [c.name for c in LR_CANDIDATES[method].values()]
 
 
+def train_priority(wc):
+    """Longest jobs first, so no long job starts last with the other cores idle: the lr
+    candidates (the selection waits for all of them), then runs with deformable attention
+    (aDSTA: the dearest per episode), then other trained runs, then runs with nothing to
+    train (a frozen backbone, or a final run adopting its identical candidate)."""
+    from d2st.models.variants import VARIANTS
+
+    run = RUNS[wc.run]
+    if wc.run in CANDIDATE_RUNS:
+        return 3
+    if not run.needs_training or reused_candidates(wc.run):
+        return 0
+    spec = VARIANTS.get(run.adapter)
+    return (
+        2
+        if spec is not None and any(p.startswith("adsta") for p in spec.pathways)
+        else 1
+    )
+
+
 def train_inputs(wc):
     inputs = run_inputs(wc)
     for c in reused_candidates(wc.run):
