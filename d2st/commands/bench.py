@@ -10,7 +10,7 @@ import argparse
 import importlib
 from pathlib import Path
 
-from d2st.bench import BENCHMARKS
+from d2st.bench import BENCHMARKS, ON_DEMO_DATA
 
 D = "(default: %(default)s)"
 HELP = {
@@ -19,6 +19,8 @@ HELP = {
     "eval": "evaluation on cached features vs recomputing (eval.csv)",
     "train": "training throughput and peak RSS, fp32 vs bf16, on the CPU (train.csv)",
     "all": "every CPU benchmark above",
+    "loop": "the demo's job start-up and episode loop, clip cache off vs on (loop.csv; after "
+    "make demo)",
 }
 
 
@@ -66,7 +68,7 @@ def add_gpu_arguments(p: argparse.ArgumentParser) -> None:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="which", metavar="BENCH", required=True)
-    for name in (*BENCHMARKS, "all"):
+    for name in (*BENCHMARKS, "all", *ON_DEMO_DATA):
         s = sub.add_parser(
             name, help=HELP.get(name, name), formatter_class=argparse.ArgumentDefaultsHelpFormatter
         )
