@@ -116,3 +116,21 @@ def test_all_three_containers_decode_to_the_rendered_frames(bench):
         # near-lossless encodes: decoded frames stay close to what was rendered
         err = np.abs(frames.astype(int) - ref.astype(int)).mean()
         assert err < 12, f"{ext}: mean abs error {err:.1f}"
+
+
+def test_a_batch_encodes_each_file_to_the_bytes_it_has_alone(tmp_path):
+    """encode_videos (one ffmpeg process for many clips) writes what encode_video writes per clip,
+    in every container, so batching the benchmark's encoding changes no byte of it."""
+    clips = [syn.render_video(syn.CLASSES[i].name, 0, i, 32, 8)[0] for i in range(6)]
+    names = [f"v{i}.{ext}" for i, ext in enumerate(syn.CONTAINERS * 2)]
+    (tmp_path / "one").mkdir()
+    (tmp_path / "batch").mkdir()
+    for clip, name in zip(clips, names, strict=True):
+        syn.encode_video(clip, tmp_path / "one" / name)
+    syn.encode_videos([(c, tmp_path / "batch" / n) for c, n in zip(clips, names, strict=True)])
+    assert sorted(p.name for p in (tmp_path / "batch").iterdir()) == sorted(names)  # no temp left
+    for name in names:
+        one = (tmp_path / "one" / name).read_bytes()
+        assert one and (tmp_path / "batch" / name).read_bytes() == one, name
+    with pytest.raises(ValueError, match="one shape"):
+        syn.encode_videos([(clips[0], tmp_path / "x.mp4"), (clips[1][:4], tmp_path / "y.mp4")])

@@ -8,9 +8,9 @@ rule prepare:
         f"{DATA}/shards/{{dataset}}/{{partition}}/{{frames}}f_{{size}}px/manifest.csv",
     log:
         "logs/prepare/{dataset}_{partition}_{frames}f_{size}px.log",
-    # before training jobs: every shard folder is an input of some run's job (train, validation
-    # or test episodes), so decoding first keeps the cores busy at the end of the workflow
-    priority: 10
+    # before every training job (each shard folder is an input of some run's job), the train
+    # split first (pretraining and every run read it), then validation (the lr candidates), test
+    priority: lambda wc: 10 + {"train": 2, "val": 1}.get(wc.partition, 0)
     conda:
         CONDA_ENV
     threads: RES["prepare_threads"]

@@ -13,6 +13,7 @@ rule pretrain:
         f"{DATA}/pretrained/{{synth}}/{{backbone}}_s{{seed}}.safetensors",
     log:
         "logs/pretrain/{synth}_{backbone}_s{seed}.log",
+    priority: 5  # every run's job reads a trunk: before them
     conda:
         CONDA_ENV
     threads: config["pretrain"].get("threads", 1)
