@@ -10,6 +10,7 @@ rule select_lr:
         LR_TABLE,
     log:
         "logs/select_lr.log",
+    priority: 30  # the final runs wait for it
     conda:
         CONDA_ENV
     params:

@@ -10,7 +10,7 @@ rule prepare:
         "logs/prepare/{dataset}_{partition}_{frames}f_{size}px.log",
     # before every training job (each shard folder is an input of some run's job), the train
     # split first (pretraining and every run read it), then validation (the lr candidates), test
-    priority: lambda wc: 10 + {"train": 2, "val": 1}.get(wc.partition, 0)
+    priority: lambda wc: 20 + {"train": 2, "val": 1}.get(wc.partition, 0)
     conda:
         CONDA_ENV
     threads: RES["prepare_threads"]

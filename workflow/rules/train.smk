@@ -11,6 +11,7 @@ rule run_config:
         f"{CONFIGS_DIR}/{{run}}.yaml",
     log:
         "logs/run_config/{run}.log",
+    priority: 30  # half a second: never the reason a run's job waits
     conda:
         CONDA_ENV
     params:
