@@ -15,6 +15,7 @@ from d2st.data.video import (
     SAMPLING_RULE,
     VideoError,
     decode_clip,
+    decode_clips,
     decode_frames,
     probe,
     sample_indices,
@@ -169,3 +170,34 @@ def test_benchmark_baseline_picks_the_same_frames(tmp_path):
     ours, _, idx = decode_frames(path, T=8, size=36)
     base = naive_decode(path, T=8, size=36)
     assert base.shape == ours.shape and frame_numbers(base) == idx == frame_numbers(ours)
+
+
+@pytest.mark.realdata
+def test_decoding_a_batch_gives_each_video_its_single_verdict_and_frames(shared):
+    """decode_clips (one ffmpeg process for the clean videos, the rest alone) returns, for every
+    real video, broken ones among them, exactly what decode_clip returns for it alone."""
+    files = sorted(p for p in (shared / "realdata/videos").iterdir() if p.suffix != ".md")
+    for batch in (files, [p for p in files if p.name not in EXPECTED]):  # with and without
+        together = decode_clips(batch, T=8, size=32)
+        for p, r in zip(batch, together, strict=True):
+            alone = decode_clip(p, T=8, size=32)
+            assert (r.status, r.message, r.indices, r.source_frames) == (
+                alone.status, alone.message, alone.indices, alone.source_frames
+            ), p.name  # fmt: skip
+            if alone.frames is None:
+                assert r.frames is None
+            else:
+                assert np.array_equal(r.frames, alone.frames), p.name
+
+
+def test_a_clean_batch_decodes_in_one_process_to_the_single_bytes(tmp_path):
+    """Synthetic videos of different lengths and containers: decoded together, byte-equal."""
+    paths = []
+    for i, (n, ext) in enumerate([(30, "mp4"), (9, "webm"), (5, "avi"), (17, "mp4")]):
+        paths.append(tmp_path / f"v{i}.{ext}")
+        write_video(paths[-1], numbered_frames(n))
+    together = decode_clips(paths, T=8, size=24)
+    for p, r in zip(paths, together, strict=True):
+        frames, _, idx = decode_frames(p, 8, 24)
+        assert r.status in ("ok", "too_short") and r.indices == idx
+        assert np.array_equal(r.frames, frames), p.name

@@ -61,7 +61,7 @@ from d2st.data.shards.layout import (
     shard_table_text,
 )
 from d2st.data.splits import COLUMNS, read_split_csv
-from d2st.data.video import OK_STATUSES, check_decoders, decode_clip, list_videos
+from d2st.data.video import OK_STATUSES, check_decoders, decode_clips, list_videos
 from d2st.errors import UserError
 from d2st.io import (
     NO_SPACE_ERRNOS,
@@ -176,27 +176,39 @@ def _digest(rows: pd.DataFrame) -> str:
 # --------------------------------------------------------------------------- decoding
 
 
-def _decode_task(task: tuple) -> tuple:
-    """Worker: decode (and JPEG-encode) one video. Returns a picklable record."""
-    k, path, T, size, threads, strict, fmt, quality, attempts, rule = task
-    r = decode_clip(path, T, size, threads=threads, strict=strict, attempts=attempts, rule=rule)
-    payload = crc = None
-    if r.frames is not None:
-        payload = encode_jpeg(r.frames, quality) if fmt == "jpeg" else r.frames
-        crc = clip_crc32(payload)
-    return k, r.status, r.message, r.source_frames, r.indices, payload, crc
+DECODE_BATCH = 8  # videos per worker task, decoded by one ffmpeg process (decode_clips)
+
+
+def _decode_batch(tasks: list[tuple]) -> list[tuple]:
+    """Worker: decode (and JPEG-encode) a few videos. Returns one picklable record per video."""
+    _, _, T, size, threads, strict, fmt, quality, attempts, rule = tasks[0]
+    paths = [t[1] for t in tasks]
+    clips = decode_clips(
+        paths, T, size, threads=threads, strict=strict, attempts=attempts, rule=rule
+    )
+    out = []
+    for t, r in zip(tasks, clips, strict=True):
+        payload = crc = None
+        if r.frames is not None:
+            payload = encode_jpeg(r.frames, quality) if fmt == "jpeg" else r.frames
+            crc = clip_crc32(payload)
+        out.append((t[0], r.status, r.message, r.source_frames, r.indices, payload, crc))
+    return out
 
 
 def _iter_results(tasks: list[tuple], jobs: int) -> Iterator[tuple]:
-    if jobs <= 1 or len(tasks) <= 1:
-        for t in tasks:
-            yield _decode_task(t)
+    """Records in task order; tasks decoded DECODE_BATCH at a time, by ``jobs`` workers."""
+    batches = [tasks[i : i + DECODE_BATCH] for i in range(0, len(tasks), DECODE_BATCH)]
+    if jobs <= 1 or len(batches) <= 1:
+        for b in batches:
+            yield from _decode_batch(b)
         return
     import multiprocessing as mp
 
     ctx = mp.get_context("forkserver" if sys.platform != "win32" else "spawn")
     with ctx.Pool(jobs) as pool:
-        yield from pool.imap(_decode_task, tasks, chunksize=2)
+        for records in pool.imap(_decode_batch, batches):
+            yield from records
 
 
 # --------------------------------------------------------------------------- one shard file
