@@ -1,4 +1,5 @@
 # What the user sees around a run: the plan's GPU-hours (dry-run too) and an end-of-run summary.
+import json
 import logging
 import time
 
@@ -64,6 +65,14 @@ def _mtime(path):
         return None
 
 
+def _read_json(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
 def run_summary():
     """Lines of the end-of-workflow summary: tables written, report, runs trained vs reused."""
     lines = [f"d2st: finished in {time.time() - _T0:,.0f} s (wall time)"]
@@ -78,8 +87,12 @@ def run_summary():
     done = {r: _mtime(f"{RUNS_DIR}/{r}/done") for r in RUNS}
     trained = sorted(r for r, t in done.items() if t is not None and t >= _T0)
     reused = sorted(r for r, t in done.items() if t is not None and t < _T0)
+    adopted = [
+        r for r in trained if "reused_from" in _read_json(f"{RUNS_DIR}/{r}/done")
+    ]
     lines.append(
-        f"  runs: {len(trained)} trained now, {len(reused)} reused ({RUNS_DIR}/)"
+        f"  runs: {len(trained) - len(adopted)} trained now, {len(adopted)} adopted from their "
+        f"identical lr candidate, {len(reused)} from earlier runs ({RUNS_DIR}/)"
     )
     html = f"{RESULTS}/report.html"
     if os.path.exists(html):
